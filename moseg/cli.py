@@ -1,0 +1,87 @@
+"""The ``moseg`` command line: ``moseg validate FILE...``, ``moseg info FILE``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from moseg.io import LABEL_MOVING, LABEL_UNKNOWN, SequenceFile, list_sequences, validate
+
+
+def _expand(paths: list[str]) -> list[Path]:
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = list_sequences(p)
+            if not found:
+                print(f"{p}: folder holds no .h5 file", file=sys.stderr)
+            out += found
+        else:
+            out.append(p)
+    return out
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    files = _expand(args.files)
+    n_bad = 0
+    for path in files:
+        problems = validate(path)
+        if problems:
+            n_bad += 1
+            for p in problems:
+                print(p, file=sys.stderr)
+        elif not args.quiet:
+            print(f"{path}: ok")
+    total = len(files)
+    print(f"{total - n_bad} of {total} files valid", file=sys.stderr if n_bad else sys.stdout)
+    return 1 if n_bad or total == 0 else 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    for path in _expand(args.files):
+        with SequenceFile(path) as f:
+            m = f.meta
+            label = f.read("label")
+            vis = f.read("visibility")
+            info = {
+                "file": str(path),
+                "name": m.name,
+                "source": m.source,
+                "split": m.split,
+                "frames": m.num_frames,
+                "size": [m.height, m.width],
+                "fps": m.fps,
+                "tracks": m.num_tracks,
+                "moving": int((label == LABEL_MOVING).sum()),
+                "unknown": int((label == LABEL_UNKNOWN).sum()),
+                "visible_fraction": round(float(np.mean(vis)), 4) if vis.size else 0.0,
+                "fields": list(m.fields),
+                "provenance": m.provenance,
+            }
+        print(json.dumps(info, indent=None if args.compact else 2))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    ap = argparse.ArgumentParser(prog="moseg", description="moseg command line tools")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    v = sub.add_parser("validate", help="check contract files; exit 1 if any is bad")
+    v.add_argument("files", nargs="+", help="HDF5 files or folders of them")
+    v.add_argument("-q", "--quiet", action="store_true", help="print only problems and the count")
+    v.set_defaults(func=cmd_validate)
+    i = sub.add_parser("info", help="summary of contract files as JSON")
+    i.add_argument("files", nargs="+")
+    i.add_argument("--compact", action="store_true", help="one line per file")
+    i.set_defaults(func=cmd_info)
+    args = ap.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""Reading and writing the moseg HDF5 data contract (see :mod:`moseg.io.contract`)."""
+
+from moseg.io.contract import (
+    FIELDS,
+    LABEL_MOVING,
+    LABEL_STATIC,
+    LABEL_UNKNOWN,
+    SCHEMA_VERSION,
+    ContractError,
+    Problem,
+    Sequence,
+    SequenceFile,
+    SequenceMeta,
+    Storage,
+    check_sequence,
+    list_sequences,
+    load_sequence,
+    normalise_depth,
+    sample_depth,
+    validate,
+    write_sequence,
+)
+
+__all__ = [
+    "FIELDS",
+    "LABEL_MOVING",
+    "LABEL_STATIC",
+    "LABEL_UNKNOWN",
+    "SCHEMA_VERSION",
+    "ContractError",
+    "Problem",
+    "Sequence",
+    "SequenceFile",
+    "SequenceMeta",
+    "Storage",
+    "check_sequence",
+    "list_sequences",
+    "load_sequence",
+    "normalise_depth",
+    "sample_depth",
+    "validate",
+    "write_sequence",
+]
