@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml requirements/cpu-lock.txt Makefile
 	$(PIP) install --quiet "torch==$(TORCH_VERSION)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX) --extra-index-url https://pypi.org/simple)
 	$(PIP) install --quiet -c requirements/cpu-lock.txt "torch==$(TORCH_VERSION)" -e ".[dev,sam2]"
 	# sam2 from the registry declares torchvision and a newer torch: install it without
-	# dependencies and without its CUDA extension (see docs/install.md)
+	# dependencies and without its CUDA extension (README, Set-up)
 	SAM2_BUILD_CUDA=0 $(PIP) install --quiet --no-deps --no-build-isolation -c requirements/cpu-lock.txt sam2
 	$(PY) -c "import torch, h5py, cv2, hydra, lightning, sam2; print('moseg setup ok: torch', torch.__version__, 'cuda', torch.cuda.is_available())"
 	@touch $(STAMP)

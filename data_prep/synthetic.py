@@ -15,6 +15,7 @@ Run ``python -m data_prep.synthetic`` (Hydra; settings in conf/data/synthetic.ya
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -181,7 +182,8 @@ class Layer:
         e3 = np.array([0.0, 0.0, 1.0])
         return np.einsum("tij,tjk->tik", cam.K @ cam.R, self.M - cam.C[:, :, None] * e3[None, None])
 
-    def normals(self) -> tuple[np.ndarray, np.ndarray]:
+    @functools.cached_property
+    def plane(self) -> tuple[np.ndarray, np.ndarray]:
         """Per frame plane normal [T, 3] and a point on the plane [T, 3]."""
         n = np.cross(self.M[:, :, 0], self.M[:, :, 1])
         return n, self.M[:, :, 2]
@@ -192,7 +194,7 @@ def _layer_depth(layer: Layer, cam: Camera, t: int, xs: np.ndarray, ys: np.ndarr
 
     Rays that miss the plane (parallel, or behind the camera) get +inf.
     """
-    n, p0 = layer.normals()
+    n, p0 = layer.plane
     a = cam.R[t] @ n[t]
     k = cam.K[t]
     rx = (xs - k[0, 2]) / k[0, 0]
