@@ -158,10 +158,6 @@ class Camera:
     R: np.ndarray  # [T, 3, 3] world -> camera rotation
     C: np.ndarray  # [T, 3] camera centre in world
 
-    def project_matrix(self, t: int) -> np.ndarray:
-        """[3, 4] P with x ~ P [X, 1]."""
-        return self.K[t] @ np.concatenate([self.R[t], -self.R[t] @ self.C[t][:, None]], axis=1)
-
     def backproject(self, t: int, x: float, y: float, depth: float) -> np.ndarray:
         ray = np.linalg.solve(self.K[t], np.array([x, y, 1.0]))
         return self.C[t] + self.R[t].T @ (ray * depth)
