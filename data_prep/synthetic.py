@@ -556,7 +556,7 @@ class TrackGT:
 
 
 def sample_tracks(
-    rng: np.random.Generator, scene: Scene, r: Render, num_tracks: int, query_stride: int
+    rng: np.random.Generator, r: Render, num_tracks: int, query_stride: int
 ) -> TrackGT:
     """Start tracks at random pixel centres of the query frames and follow them exactly."""
     T, H, W = r.ids.shape
@@ -689,7 +689,7 @@ def generate_clip(
     rng = np.random.default_rng(ss)
     scene = build_scene(rng, cfg)
     r = render(scene, cfg.height, cfg.width)
-    gt = sample_tracks(rng, scene, r, cfg.num_tracks, cfg.query_stride)
+    gt = sample_tracks(rng, r, cfg.num_tracks, cfg.query_stride)
     moving = scene.object_moving
     label = np.where(moving[gt.layer], LABEL_MOVING, LABEL_STATIC).astype(np.int8)
 
