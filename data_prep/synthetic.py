@@ -10,7 +10,7 @@ Every plane maps texture pixels to image pixels through an exact homography per 
 occlusion-aware visibility, depth, instance masks and labels come from the geometry, not from a
 tracker. A "realistic tracker" option then corrupts the tracks the way real trackers fail.
 
-Run ``python -m data_prep.synthetic`` (Hydra; settings in conf/data/synthetic.yaml).
+Run ``python -m data_prep.synthetic`` (Hydra; settings in conf/dataset/synthetic.yaml).
 """
 
 from __future__ import annotations
@@ -886,7 +886,7 @@ def _accumulate(stats: dict[str, int], res: dict[str, int]) -> None:
 
 
 def prepare(data_cfg: Any) -> dict[str, dict[str, Any]]:
-    """Generate every split named in a ``conf/data/synthetic.yaml``-style config."""
+    """Generate every split named in a ``conf/dataset/synthetic.yaml``-style config."""
     from omegaconf import OmegaConf
 
     d = (
@@ -911,11 +911,11 @@ def _main() -> None:
 
     @hydra.main(version_base="1.3", config_path="../conf", config_name="prepare")
     def run(cfg) -> None:
-        stats = prepare(cfg.data)
+        stats = prepare(cfg.dataset)
         for split, s in stats.items():
             print(
                 f"{split}: {s['written']} written, {s['kept']} kept, {s['tracks']} tracks, "
-                f"{s['moving']} moving -> {Path(cfg.data.root) / split}"
+                f"{s['moving']} moving -> {Path(cfg.dataset.root) / split}"
             )
 
     run()

@@ -24,16 +24,16 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     out = Path("outputs/demo")
     overrides = [
-        f"data.root={out / 'data'}",
-        "data.splits.train=16",
-        "data.splits.val=4",
+        f"dataset.root={out / 'data'}",
+        "dataset.splits.train=16",
+        "dataset.splits.val=4",
         *(argv if argv is not None else sys.argv[1:]),
     ]
     cfg = compose("prepare", overrides)
     t0 = time.perf_counter()
-    stats = prepare(cfg.data)
+    stats = prepare(cfg.dataset)
     log.info("generated in %.1f s: %s", time.perf_counter() - t0, stats)
-    files = list_sequences(cfg.data.root)
+    files = list_sequences(cfg.dataset.root)
     bad = [p for f in files for p in validate(f)]
     for p in bad:
         log.error("%s", p)

@@ -19,10 +19,10 @@ def test_demo_generates_validates_and_draws(tmp_path, monkeypatch):
     assert (
         demo.main(
             [
-                "data.splits.train=2",
-                "data.splits.val=1",
-                "data.workers=1",
-                "data.generator.num_tracks=300",
+                "dataset.splits.train=2",
+                "dataset.splits.val=1",
+                "dataset.workers=1",
+                "dataset.generator.num_tracks=300",
             ]
         )
         == 0
@@ -46,6 +46,6 @@ def test_bench_script_prints_its_figure_as_json():
 
 
 def test_every_config_composes():
-    cfg = compose("prepare", ["data.splits.train=1"])
-    assert cfg.data.name == "synthetic" and cfg.data.splits.train == 1
-    assert cfg.data.root.endswith("/synthetic")
+    cfg = compose("prepare", ["dataset.splits.train=1"])
+    assert cfg.dataset.name == "synthetic" and cfg.dataset.splits.train == 1
+    assert cfg.dataset.root.endswith("/synthetic")

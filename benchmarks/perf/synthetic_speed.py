@@ -1,7 +1,7 @@
 """Synthetic scene generation speed: clips per second written to disk, every core used.
 
 Target (issue 2): 200 clips of 24 frames at 256x256 with about 2000 tracks in at most 120 s on
-the 2-core machine. Uses the generator settings of conf/data/synthetic.yaml (realistic tracker
+the 2-core machine. Uses the generator settings of conf/dataset/synthetic.yaml (realistic tracker
 on, no RGB frames stored, as for training). Process start-up is included.
 
     python benchmarks/perf/synthetic_speed.py [--clips 200] [--workers N]
@@ -27,10 +27,10 @@ def main() -> None:
     ap.add_argument("--clips", type=int, default=200)
     ap.add_argument("--workers", type=int, default=None)
     args = ap.parse_args()
-    data = compose("prepare").data
+    dataset = compose("prepare").dataset
     from omegaconf import OmegaConf
 
-    cfg = SynthConfig.from_dict(OmegaConf.to_container(data.generator, resolve=True))
+    cfg = SynthConfig.from_dict(OmegaConf.to_container(dataset.generator, resolve=True))
     workers = args.workers or len(os.sched_getaffinity(0))
     root = tempfile.mkdtemp(prefix="moseg-synth-bench-")
     try:

@@ -1,0 +1,346 @@
+"""LightningDataModule over one or several data sources in the HDF5 contract.
+
+A *source* (``conf/source/<name>.yaml``) is a folder of contract files with ``train``/``val``
+sub-folders, a mixture weight and a :class:`~moseg.data.sampling.SamplingSpec`. A *mixture*
+(``conf/data/<a>+<b>.yaml``) is a set of sources. Training draws a source by weight, then a file
+uniformly, then a sample with a seed derived from (run seed, epoch, position): samples do not
+depend on the number of workers or processes.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from moseg.data.sampling import Augment, FileCache, Sample, SamplingSpec, augment, read_sample
+from moseg.io import list_sequences
+
+log = logging.getLogger(__name__)
+
+
+class MissingSourceError(FileNotFoundError):
+    pass
+
+
+@dataclass
+class Source:
+    name: str
+    root: Path
+    weight: float
+    spec: SamplingSpec
+    train_split: str | None = "train"
+    val_split: str | None = "val"
+    make: str = ""  # the command that makes the data, for error messages
+    prepare: Any = None  # a generator config: made on first use when absent (synthetic)
+
+    @classmethod
+    def from_cfg(cls, name: str, d: Mapping[str, Any]) -> Source:
+        d = dict(d)
+        return cls(
+            name=name,
+            root=Path(d["root"]),
+            weight=float(d.get("weight", 1.0)),
+            spec=SamplingSpec.from_dict(d.get("sampling", {})),
+            train_split=d.get("train_split", "train"),
+            val_split=d.get("val_split", "val"),
+            make=str(d.get("make", "")),
+            prepare=d.get("prepare"),
+        )
+
+    def files(self, split: str) -> list[Path]:
+        folder = self.root / split
+        found = list_sequences(folder) if folder.is_dir() else []
+        if not found:
+            how = f"; make it with `{self.make}`" if self.make else ""
+            raise MissingSourceError(
+                f"data source {self.name!r}: no contract files (*.h5) in {folder}{how}"
+            )
+        return found
+
+
+def _plain(x: Any) -> Any:
+    """OmegaConf containers -> plain dicts and lists (resolved)."""
+    from omegaconf import DictConfig, ListConfig, OmegaConf
+
+    if isinstance(x, DictConfig | ListConfig):
+        return OmegaConf.to_container(x, resolve=True)
+    return x
+
+
+def _dist() -> tuple[int, int]:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+class MixtureSampler(Sampler):
+    """Yields ``(file_index, sample_seed)``: a source by weight, then a file uniformly.
+
+    Shards by rank under DDP (every rank gets ``num_samples // world`` items) and changes with
+    :meth:`set_epoch`, which Lightning calls."""
+
+    def __init__(self, sizes: list[int], weights: list[float], num_samples: int, seed: int):
+        w = np.asarray(weights, dtype=np.float64)
+        if (w < 0).any() or w.sum() <= 0:
+            raise ValueError(f"mixture weights {weights} must be >= 0 with a positive sum")
+        self.p = w / w.sum()
+        self.offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+        self.sizes = np.asarray(sizes, dtype=np.int64)
+        self.num_samples = num_samples
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.num_samples // _dist()[1]
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        rank, world = _dist()
+        rng = np.random.default_rng([self.seed, self.epoch])
+        n = (self.num_samples // world) * world
+        src = rng.choice(len(self.p), size=n, p=self.p)
+        file = self.offsets[src] + (rng.random(n) * self.sizes[src]).astype(np.int64)
+        seeds = rng.integers(0, 2**63 - 1, size=n)
+        for i in range(rank, n, world):
+            yield int(file[i]), int(seeds[i])
+
+
+class FixedSampler(Sampler):
+    """Validation: every file ``repeats`` times with fixed seeds, sharded by rank."""
+
+    def __init__(self, num_files: int, repeats: int, seed: int):
+        self.items = [
+            (i, int(np.random.SeedSequence([seed, i, r]).generate_state(1)[0]))
+            for r in range(repeats)
+            for i in range(num_files)
+        ]
+
+    def __len__(self) -> int:
+        rank, world = _dist()
+        return len(range(rank, len(self.items), world))
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        rank, world = _dist()
+        yield from self.items[rank::world]
+
+
+class TrackDataset(Dataset):
+    """Map-style dataset indexed by ``(file_index, seed)`` (from the samplers above)."""
+
+    def __init__(
+        self,
+        files: list[Path],
+        specs: list[SamplingSpec],
+        aug: Augment | None = None,
+        open_files: int = 32,
+    ):
+        self.files, self.specs, self.aug = files, specs, aug
+        self.cache = FileCache(open_files)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, item: tuple[int, int]) -> Sample:
+        i, seed = item
+        rng = np.random.default_rng(seed)
+        path = self.files[i]
+        try:
+            s = read_sample(self.cache.get(path), self.specs[i], rng)
+        except (OSError, KeyError, ValueError) as e:
+            raise RuntimeError(f"{path}: cannot read a training sample: {e}") from e
+        return augment(s, self.aug, rng) if self.aug is not None else s
+
+
+def collate(samples: list[Sample], feature_dim: int = 0) -> dict[str, Any]:
+    """Pad a list of samples to ``[B, N, T, ...]`` tensors; ``track_mask`` marks real tracks.
+
+    Padding tracks are invisible with label -1; padded frames are invisible. A sample without
+    depth or features gets zeros there and ``depth_valid``/``features_valid`` False."""
+    B = len(samples)
+    N = max(max(s.label.shape[0] for s in samples), 1)
+    T = max(s.tracks.shape[1] for s in samples)
+    C = feature_dim or max((s.features.shape[1] for s in samples if s.features is not None), default=0)
+    out = {
+        "tracks": torch.zeros(B, N, T, 2),
+        "visibility": torch.zeros(B, N, T, dtype=torch.bool),
+        "confidence": torch.zeros(B, N, T),
+        "depth": torch.zeros(B, N, T),
+        "features": torch.zeros(B, N, C),
+        "label": torch.full((B, N), -1, dtype=torch.long),
+        "track_mask": torch.zeros(B, N, dtype=torch.bool),
+        "image_size": torch.tensor([s.image_size for s in samples], dtype=torch.long),
+        "depth_valid": torch.tensor([s.depth is not None for s in samples]),
+        "features_valid": torch.tensor([s.features is not None for s in samples]),
+        "name": [s.name for s in samples],
+    }
+    for b, s in enumerate(samples):
+        n, t = s.tracks.shape[:2]
+        out["tracks"][b, :n, :t] = torch.from_numpy(np.ascontiguousarray(s.tracks))
+        out["visibility"][b, :n, :t] = torch.from_numpy(np.ascontiguousarray(s.visibility))
+        out["confidence"][b, :n, :t] = torch.from_numpy(np.ascontiguousarray(s.confidence))
+        if s.depth is not None:
+            out["depth"][b, :n, :t] = torch.from_numpy(np.ascontiguousarray(s.depth))
+        if s.features is not None:
+            if s.features.shape[1] != C:
+                raise ValueError(
+                    f"{s.name}: features have {s.features.shape[1]} channels, expected {C}"
+                )
+            out["features"][b, :n] = torch.from_numpy(s.features)
+        out["label"][b, :n] = torch.from_numpy(s.label)
+        out["track_mask"][b, :n] = True
+    return out
+
+
+class TrackDataModule(L.LightningDataModule):
+    """Train on a weighted mixture of sources; validate on each source's val split separately.
+
+    ``sources`` maps a name to a source config (``conf/source/*.yaml``); a source with weight 0
+    is skipped entirely and need not exist."""
+
+    def __init__(
+        self,
+        sources: Mapping[str, Mapping[str, Any]],
+        feature_dim: int = 0,
+        batch_size: int = 1,
+        num_workers: int = 2,
+        samples_per_epoch: int = 1000,
+        val_repeats: int = 1,
+        augment: Mapping[str, Any] | None = None,
+        seed: int = 0,
+        open_files: int = 32,
+        pin_memory: bool = False,
+        name: str = "",
+    ):
+        super().__init__()
+        sources = _plain(sources)
+        augment = _plain(augment)
+        self.sources = [
+            Source.from_cfg(n, c) for n, c in sources.items() if float(c.get("weight", 1)) > 0
+        ]
+        if not self.sources:
+            raise ValueError("the data mixture has no source with a positive weight")
+        self.feature_dim = int(feature_dim)
+        for n, c in sources.items():
+            fd = c.get("feature_dim")
+            if float(c.get("weight", 1)) > 0 and fd is not None and int(fd) != self.feature_dim:
+                raise ValueError(
+                    f"data source {n!r} has {fd}-d semantic features but the mixture uses "
+                    f"{self.feature_dim} (data.feature_dim); a mixture needs one width"
+                )
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.samples_per_epoch = samples_per_epoch
+        self.val_repeats = val_repeats
+        self.aug = Augment.from_dict(dict(augment or {}))
+        self.seed = seed
+        self.open_files = open_files
+        self.pin_memory = pin_memory
+        self.name = name
+        self.train_set: TrackDataset | None = None
+        self.val_sets: dict[str, TrackDataset] = {}
+        self._prepared = False
+
+    # ------------------------------------------------------------------------------------------
+    def prepare_data(self) -> None:
+        """Make sources that can be made here (synthetic scenes) when absent; rank 0 only."""
+        if self._prepared:
+            return
+        self._prepared = True
+        for s in self.sources:
+            if s.prepare is None:
+                continue
+            # the generator keeps finished clips and checks its manifest, so a split left
+            # incomplete by an interrupted run is finished rather than used half-made
+            from data_prep.synthetic import prepare
+
+            log.info("making data source %r in %s", s.name, s.root)
+            prepare(s.prepare)
+
+    def check_sources(self) -> None:
+        """Fail at once, naming the path and the command that makes it, if data is missing."""
+        for s in self.sources:
+            for split in (s.train_split, s.val_split):
+                if split:
+                    s.files(split)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is None:
+            self.check_sources()
+            files, specs = [], []
+            for s in self.sources:
+                f = s.files(s.train_split) if s.train_split else []
+                files.append(f)
+                specs += [s.spec] * len(f)
+            self._train_sizes = [len(f) for f in files]
+            self.train_set = TrackDataset(
+                [p for f in files for p in f], specs, self.aug, self.open_files
+            )
+            for s in self.sources:
+                if s.val_split:
+                    vf = s.files(s.val_split)
+                    self.val_sets[s.name] = TrackDataset(
+                        vf, [s.spec] * len(vf), None, self.open_files
+                    )
+            log.info(
+                "data %s: %s",
+                self.name,
+                ", ".join(
+                    f"{s.name} (weight {s.weight:g}, {n} train clips)"
+                    for s, n in zip(self.sources, self._train_sizes, strict=True)
+                ),
+            )
+
+    def _loader(self, ds: TrackDataset, sampler: Sampler) -> DataLoader:
+        return DataLoader(
+            ds,
+            batch_size=self.batch_size,
+            sampler=sampler,
+            num_workers=self.num_workers,
+            collate_fn=_Collate(self.feature_dim),
+            pin_memory=self.pin_memory,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        assert self.train_set is not None
+        sampler = MixtureSampler(
+            self._train_sizes,
+            [s.weight for s in self.sources],
+            self.samples_per_epoch,
+            self.seed,
+        )
+        return self._loader(self.train_set, sampler)
+
+    def val_dataloader(self) -> list[DataLoader]:
+        return [
+            self._loader(ds, FixedSampler(len(ds), self.val_repeats, self.seed + 1))
+            for ds in self.val_sets.values()
+        ]
+
+    @property
+    def val_names(self) -> list[str]:
+        return [s.name for s in self.sources if s.val_split]
+
+    def steps_per_epoch(self) -> int:
+        return math.ceil(self.samples_per_epoch / self.batch_size)
+
+
+class _Collate:
+    """Picklable collate function (loader workers are spawned)."""
+
+    def __init__(self, feature_dim: int):
+        self.feature_dim = feature_dim
+
+    def __call__(self, samples: list[Sample]) -> dict[str, Any]:
+        return collate(samples, self.feature_dim)

@@ -1,0 +1,241 @@
+"""One training sample from one contract file: a query frame, a window of frames, some tracks.
+
+Everything random comes from the ``np.random.Generator`` passed in, so a sample is a pure
+function of (file, seed): runs are reproducible whatever the number of loader workers.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from moseg.io import SequenceFile, sample_depth
+
+
+@dataclass
+class Sample:
+    """A clip's worth of tracks, ready for the classifier (numpy, float32 unless noted)."""
+
+    tracks: np.ndarray  # [N, T, 2] (x, y) px
+    visibility: np.ndarray  # [N, T] bool
+    confidence: np.ndarray  # [N, T]
+    depth: np.ndarray | None  # [N, T] in [0, 1], None when the file has none (or dropped)
+    features: np.ndarray | None  # [N, C], None when the file has none (or dropped)
+    label: np.ndarray  # [N] int64: 1 moving, 0 static, -1 ignore
+    image_size: tuple[int, int]  # (H, W)
+    name: str
+    source: str
+    query_index: int  # the query frame's position in the window
+
+
+@dataclass(frozen=True)
+class SamplingSpec:
+    """How to cut a sample out of a file (one per data source; see ``conf/source/*.yaml``)."""
+
+    num_tracks: tuple[int, ...] = (1024,)  # drawn uniformly per sample; capped at what exists
+    num_frames: int = 24  # window length (fewer if the clip is shorter)
+    frame_stride: int = 1  # take every k-th frame
+    use_depth: bool = True
+    use_features: bool = True
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SamplingSpec:
+        d = dict(d)
+        nt = d.get("num_tracks", cls.num_tracks)
+        d["num_tracks"] = tuple(int(x) for x in (nt if isinstance(nt, list | tuple) else [nt]))
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+@dataclass(frozen=True)
+class Augment:
+    """Augmentations that keep every label true (all off by default)."""
+
+    hflip: float = 0.0  # probability of a horizontal flip
+    time_reverse: float = 0.0  # probability of playing the window backwards
+    scale: tuple[float, float] = (1.0, 1.0)  # zoom about a random centre; points leaving the
+    # frame become invisible, tracks whose query point leaves are dropped
+    jitter_px: float = 0.0  # Gaussian noise on positions (std, px)
+    drop_points: float = 0.0  # fraction of (track, frame) points made invisible (not the query)
+    drop_depth: float = 0.0  # probability of hiding depth from a sample
+    drop_features: float = 0.0  # probability of hiding semantic features from a sample
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> Augment:
+        d = dict(d or {})
+        if "scale" in d:
+            d["scale"] = tuple(float(x) for x in d["scale"])
+        known = set(cls.__dataclass_fields__)
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown augmentation options {sorted(unknown)}; known {known}")
+        return cls(**d)
+
+
+class FileCache:
+    """Keeps up to ``size`` contract files open (per process: each loader worker has its own)."""
+
+    def __init__(self, size: int = 32):
+        self.size = size
+        self._open: OrderedDict[Path, SequenceFile] = OrderedDict()
+        self._pid = os.getpid()
+
+    def get(self, path: Path) -> SequenceFile:
+        if os.getpid() != self._pid:  # a forked worker never shares its parent's HDF5 handles
+            self._open = OrderedDict()
+            self._pid = os.getpid()
+        f = self._open.pop(path, None)
+        if f is None:
+            f = SequenceFile(path)
+            while len(self._open) >= self.size:
+                self._open.popitem(last=False)[1].close()
+        self._open[path] = f
+        return f
+
+    def close(self) -> None:
+        while self._open:
+            self._open.popitem()[1].close()
+
+    def __getstate__(self):  # spawned workers start with no open handles
+        return {"size": self.size, "_open": OrderedDict(), "_pid": -1}
+
+
+def _window(T: int, q: int, spec: SamplingSpec, rng: np.random.Generator) -> np.ndarray:
+    """Frame indices of a window of ``spec.num_frames`` frames, every ``frame_stride``-th,
+    containing ``q``; shorter when the clip is."""
+    s = max(1, spec.frame_stride)
+    before = q // s  # frames available before q on its stride grid
+    after = (T - 1 - q) // s
+    L = min(spec.num_frames, before + after + 1)
+    lo = max(0, L - 1 - after)  # q's position in the window: at least lo, at most min(before, L-1)
+    hi = min(before, L - 1)
+    j = int(rng.integers(lo, hi + 1))
+    return q + s * (np.arange(L) - j)
+
+
+def read_sample(
+    f: SequenceFile,
+    spec: SamplingSpec,
+    rng: np.random.Generator,
+    query_frame: int | None = None,
+) -> Sample:
+    """Cut one sample out of an open contract file (no augmentation).
+
+    Reads only the window's frames and, when depth must come from maps, only those maps."""
+    m = f.meta
+    qf = f.read("query_frame")
+    frames = np.unique(qf)
+    q = int(rng.choice(frames)) if query_frame is None else int(query_frame)
+    ids = np.flatnonzero(qf == q)
+    if ids.size == 0:
+        raise ValueError(f"{m.path}: no track starts at frame {q}")
+    n = int(rng.choice(spec.num_tracks))
+    if ids.size > n:
+        ids = np.sort(rng.choice(ids, size=n, replace=False))
+    t = _window(m.num_frames, q, spec, rng)
+    sl = np.s_[:, int(t[0]) : int(t[-1]) + 1]
+    step = t[1] - t[0] if t.size > 1 else 1
+    # read the window for all tracks (contiguous, chunk-friendly), then select in memory
+    tracks = f.read("tracks", sl)[ids, ::step].astype(np.float32)
+    vis = f.read("visibility", sl)[ids, ::step]
+    conf = f.read("confidence", sl)[ids, ::step].astype(np.float32)
+    depth = None
+    if spec.use_depth:
+        if f.has("track_depth"):
+            depth = f.read("track_depth", sl)[ids, ::step].astype(np.float32)
+        elif f.has("depth"):
+            maps = f.read("depth", np.s_[int(t[0]) : int(t[-1]) + 1 : step])
+            depth = sample_depth(maps, tracks, (m.height, m.width))
+    feats = None
+    if spec.use_features:
+        if f.has("features"):
+            feats = f.read("features")[ids].astype(np.float32)
+        elif f.has("feature_maps"):
+            fmf = f.read("feature_map_frames")
+            k = np.flatnonzero(fmf == q)
+            if k.size:
+                fmap = f.read("feature_maps", int(k[0])).astype(np.float32)  # [h, w, C]
+                stride = float(f.dataset_attrs("feature_maps")["stride"])
+                feats = _sample_map(fmap, tracks[:, int(np.flatnonzero(t == q)[0])], stride)
+    label = f.read("label")[ids].astype(np.int64)
+    return Sample(
+        tracks=tracks,
+        visibility=vis,
+        confidence=conf,
+        depth=depth,
+        features=feats,
+        label=label,
+        image_size=(m.height, m.width),
+        name=m.name,
+        source=m.source,
+        query_index=int(np.flatnonzero(t == q)[0]),
+    )
+
+
+def _sample_map(fmap: np.ndarray, xy: np.ndarray, stride: float) -> np.ndarray:
+    """Bilinear sample of ``fmap [h, w, C]`` (cell centres at ``(i + 0.5) * stride - 0.5`` px) at
+    ``xy [N, 2]`` px -> ``[N, C]``."""
+    h, w, _ = fmap.shape
+    gx = np.clip((xy[:, 0] + 0.5) / stride - 0.5, 0, w - 1)
+    gy = np.clip((xy[:, 1] + 0.5) / stride - 0.5, 0, h - 1)
+    x0 = np.minimum(np.floor(gx).astype(int), max(w - 2, 0))
+    y0 = np.minimum(np.floor(gy).astype(int), max(h - 2, 0))
+    x1, y1 = np.minimum(x0 + 1, w - 1), np.minimum(y0 + 1, h - 1)
+    wx, wy = (gx - x0)[:, None], (gy - y0)[:, None]
+    top = fmap[y0, x0] * (1 - wx) + fmap[y0, x1] * wx
+    bot = fmap[y1, x0] * (1 - wx) + fmap[y1, x1] * wx
+    return (top * (1 - wy) + bot * wy).astype(np.float32)
+
+
+def augment(s: Sample, aug: Augment, rng: np.random.Generator) -> Sample:
+    """Apply ``aug`` to ``s`` in place and return it. Labels stay true under every step."""
+    H, W = s.image_size
+    if rng.random() < aug.hflip:
+        s.tracks[..., 0] = (W - 1) - s.tracks[..., 0]
+    if rng.random() < aug.time_reverse:
+        s.tracks = s.tracks[:, ::-1].copy()
+        s.visibility = s.visibility[:, ::-1].copy()
+        s.confidence = s.confidence[:, ::-1].copy()
+        if s.depth is not None:
+            s.depth = s.depth[:, ::-1].copy()
+        s.query_index = s.tracks.shape[1] - 1 - s.query_index
+    lo, hi = aug.scale
+    if hi > lo or lo != 1.0:
+        z = float(rng.uniform(lo, hi))
+        c = np.array([rng.uniform(0, W - 1), rng.uniform(0, H - 1)], dtype=np.float32)
+        s.tracks = c + z * (s.tracks - c)
+        inside = (
+            (s.tracks[..., 0] >= -0.5)
+            & (s.tracks[..., 0] <= W - 0.5)
+            & (s.tracks[..., 1] >= -0.5)
+            & (s.tracks[..., 1] <= H - 0.5)
+        )
+        s.visibility = s.visibility & inside
+        keep = s.visibility[:, s.query_index]
+        if not keep.all():
+            _select(s, keep)
+    if aug.jitter_px > 0:
+        s.tracks = s.tracks + rng.normal(0, aug.jitter_px, s.tracks.shape).astype(np.float32)
+    if aug.drop_points > 0:
+        drop = rng.random(s.visibility.shape) < aug.drop_points
+        drop[:, s.query_index] = False
+        s.visibility = s.visibility & ~drop
+    if s.depth is not None and rng.random() < aug.drop_depth:
+        s.depth = None
+    if s.features is not None and rng.random() < aug.drop_features:
+        s.features = None
+    return s
+
+
+def _select(s: Sample, keep: np.ndarray) -> None:
+    s.tracks, s.visibility, s.confidence = s.tracks[keep], s.visibility[keep], s.confidence[keep]
+    s.label = s.label[keep]
+    if s.depth is not None:
+        s.depth = s.depth[keep]
+    if s.features is not None:
+        s.features = s.features[keep]

@@ -1,0 +1,226 @@
+"""Configs, the LightningModule, train.py end to end (fast_dev_run, resume, CPU DDP, W&B)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import hydra
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from moseg.config import CONF_DIR, compose, mixtures
+from moseg.training import TrackClassifierModule, load_classifier, track_loss, warmup_cosine
+from moseg.training.run import run
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tiny_overrides(tmp: Path, data_root: Path) -> list[str]:
+    g = "data.sources.synthetic.prepare"
+    return [
+        f"paths.output_dir={tmp}",
+        f"{g}.root={data_root}",
+        f"{g}.splits.train=4",
+        f"{g}.splits.val=2",
+        f"{g}.workers=1",
+        f"{g}.generator.height=64",
+        f"{g}.generator.width=80",
+        f"{g}.generator.num_frames=8",
+        f"{g}.generator.num_tracks=300",
+        f"{g}.generator.query_stride=4",
+        f"{g}.generator.feature_dim=16",
+        "data.sources.synthetic.sampling.num_tracks=[32,64]",
+        "data.module.num_workers=0",
+        "data.module.batch_size=2",
+        "data.module.samples_per_epoch=8",
+        "model=tiny",
+        "logger=none",
+        "trainer.max_epochs=1",
+        "trainer.accelerator=cpu",
+        "trainer.precision=32-true",
+        "callbacks.progress_log.every_s=0",
+    ]
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    return tmp_path_factory.mktemp("synthetic")
+
+
+# ----------------------------------------------------------------------------------------------
+def config_options(group: str) -> list[str]:
+    base = CONF_DIR / group
+    return sorted(
+        str(p.relative_to(base).with_suffix(""))
+        for p in base.rglob("*.yaml")
+        if not p.name.startswith("_")
+    )
+
+
+def test_mixture_files_are_up_to_date():
+    for fname, text in mixtures().items():
+        p = CONF_DIR / "data" / fname
+        assert p.exists() and p.read_text() == text, f"{p}: run `python -m moseg.config`"
+
+
+@pytest.mark.parametrize("data", config_options("data"))
+def test_every_data_mixture_composes_and_instantiates(data, tmp_path):
+    cfg = compose("train", [f"data={data}", f"paths.output_dir={tmp_path}"])
+    dm = hydra.utils.instantiate(cfg.data.module)
+    names = {s.name for s in dm.sources}
+    assert names == set(data.split("+"))
+    if len(names) == 3 and "kubric" in names and "hoi4d" in names and "dynamic_replica" in names:
+        w = {s.name: s.weight for s in dm.sources}
+        assert w == {"kubric": 0.35, "dynamic_replica": 0.35, "hoi4d": 0.30}
+
+
+def test_mixture_weight_override_and_zero_weight(tmp_path):
+    cfg = compose(
+        "train",
+        ["data=kubric+hoi4d", "data.sources.hoi4d.weight=0", f"paths.output_dir={tmp_path}"],
+    )
+    dm = hydra.utils.instantiate(cfg.data.module)
+    assert [s.name for s in dm.sources] == ["kubric"]
+
+
+@pytest.mark.parametrize(
+    "over",
+    [[f"model={m}"] for m in config_options("model") if "/" not in m]
+    + [[f"experiment={e}"] for e in config_options("experiment")]
+    + [[f"trainer={t}"] for t in config_options("trainer")]
+    + [[f"logger={lg}"] for lg in config_options("logger")]
+    + [["model/optim=adamw_cosine"]],
+)
+def test_every_config_composes_and_instantiates(over, tmp_path):
+    cfg = compose("train", [*over, f"paths.output_dir={tmp_path}"])
+    module = hydra.utils.instantiate(cfg.model.module, val_sources=["a"])
+    assert isinstance(module, TrackClassifierModule)
+    x = OmegaConf.to_container(cfg, resolve=True)  # every interpolation resolves
+    assert x["run_name"]
+    for node in ("callbacks", "logger"):
+        for c in (cfg.get(node) or {}).values():
+            if "WandbLogger" in c._target_:
+                continue  # instantiating it starts a wandb run (done in the end-to-end test)
+            hydra.utils.instantiate(c)
+    if cfg.trainer.accelerator == "gpu" and not torch.cuda.is_available():
+        cfg.trainer.accelerator, cfg.trainer.precision = "cpu", "32-true"  # patched for CPU
+    hydra.utils.instantiate(cfg.trainer, logger=False, callbacks=[])
+
+
+def test_paper_model_from_config_has_the_published_size(tmp_path):
+    cfg = compose("train", ["experiment=paper", f"paths.output_dir={tmp_path}"])
+    module = hydra.utils.instantiate(cfg.model.module, val_sources=["kubric"])
+    n = sum(p.numel() for p in module.net.parameters())
+    assert abs(n - 3.44e6) / 3.44e6 < 0.05
+    assert cfg.trainer.precision == "bf16-mixed" and cfg.data.module.batch_size == 1
+
+
+# ----------------------------------------------------------------------------------------------
+def test_weighted_bce_matches_the_paper():
+    logits = torch.tensor([[0.3, -1.0, 2.0, 0.5, 0.0]])
+    label = torch.tensor([[1, 0, 0, 0, -1]])
+    loss = track_loss(logits, label)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
+    per = bce(logits[0, :4], torch.tensor([1.0, 0, 0, 0]), reduction="none")
+    expected = (3.0 * per[0] + per[1:].sum()) / 4  # positives weighted by 3 neg / 1 pos
+    assert torch.allclose(loss, expected)
+    focal = track_loss(logits, label, kind="focal")
+    assert focal < loss
+    with pytest.raises(ValueError):
+        track_loss(logits, label, kind="nope")
+
+
+def test_warmup_cosine_schedule():
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = warmup_cosine(opt, total_steps=100, warmup_steps=10, min_lr_ratio=0.1)
+    lrs = []
+    for _ in range(100):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
+    assert lrs[-1] == pytest.approx(0.1, abs=0.01) and max(lrs) == pytest.approx(1.0)
+
+
+# ----------------------------------------------------------------------------------------------
+def test_fast_dev_run(tmp_path, data_root):
+    cfg = compose(
+        "train", [*tiny_overrides(tmp_path / "run", data_root), "+trainer.fast_dev_run=true"]
+    )
+    run(cfg)
+    assert (tmp_path / "run" / "config.yaml").exists()
+
+
+def test_train_then_resume_continues_the_step_count(tmp_path, data_root):
+    first = tmp_path / "first"
+    cfg = compose("train", tiny_overrides(first, data_root))
+    metrics = run(cfg)
+    assert 0.0 <= metrics["val/track_ap"] <= 1.0 and "val/synthetic/iou70" in metrics
+    summary = json.loads((first / "summary.json").read_text())
+    assert summary["finished"] and summary["global_step"] == 4
+    last = first / "checkpoints" / "last.ckpt"
+    assert last.exists() and (first / "checkpoints" / "best.ckpt").exists()
+    ck = torch.load(last, map_location="cpu", weights_only=False)
+    assert ck["global_step"] == 4
+
+    second = tmp_path / "second"
+    cfg = compose(
+        "train", [*tiny_overrides(second, data_root), "trainer.max_epochs=2", f"ckpt_path={last}"]
+    )
+    run(cfg)
+    ck2 = torch.load(second / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert ck2["global_step"] == 8 and ck2["epoch"] == 1
+    # the network alone loads without Lightning or Hydra
+    net = load_classifier(str(second / "checkpoints" / "last.ckpt"))
+    assert net.cfg.dim == 16
+
+
+def test_missing_source_stops_at_once(tmp_path):
+    cfg = compose(
+        "train",
+        [
+            "data=kubric+hoi4d",
+            f"paths.data_dir={tmp_path}/nothing",
+            f"paths.output_dir={tmp_path}/run",
+            "logger=none",
+        ],
+    )
+    with pytest.raises(SystemExit) as e:
+        run(cfg)
+    msg = str(e.value)
+    assert f"{tmp_path}/nothing/kubric/train" in msg and "python -m data_prep.kubric" in msg
+
+
+def _train_py(args: list[str], tmp: Path, env_extra: dict | None = None, timeout=600):
+    env = {**os.environ, "PYTHONHASHSEED": "0", **(env_extra or {})}
+    proc = subprocess.run(
+        [sys.executable, "train.py", *args, f"hydra.run.dir={tmp}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
+def test_cpu_ddp_two_processes_with_wandb_offline(tmp_path, data_root):
+    over = [o for o in tiny_overrides(tmp_path, data_root) if not o.startswith("paths.output_dir")]
+    over = [o.replace("logger=none", "logger=wandb") for o in over]
+    proc = _train_py(
+        [*over, "trainer=ddp", "trainer.devices=2", "trainer.accelerator=cpu"],
+        tmp_path,
+        {"WANDB_SILENT": "true"},
+    )
+    log = proc.stdout + proc.stderr
+    assert "world_size: 2" in log or "distributed_backend=gloo" in log, log[-2000:]
+    ck = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert ck["global_step"] == 2  # 8 samples / 2 ranks / batch 2
+    runs = list((tmp_path / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["finished"]
