@@ -67,6 +67,27 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_runs(args: argparse.Namespace) -> int:
+    from moseg.training.compare import find_runs, plot, table
+
+    try:
+        runs = find_runs([Path(r) for r in args.roots])
+    except (FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    if not runs:
+        print(
+            f"error: no run folders (with summary.json) under {' '.join(args.roots)}",
+            file=sys.stderr,
+        )
+        return 1
+    metrics = args.metric or ["val/track_ap", "val/roc_auc", "val/iou70"]
+    print(table(runs, metrics, sort_by=metrics[0]))
+    if args.plot:
+        print(f"plot: {plot(runs, metrics[0], Path(args.plot))}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     ap = argparse.ArgumentParser(prog="moseg", description="moseg command line tools")
@@ -79,6 +100,11 @@ def main(argv: list[str] | None = None) -> int:
     i.add_argument("files", nargs="+")
     i.add_argument("--compact", action="store_true", help="one line per file")
     i.set_defaults(func=cmd_info)
+    r = sub.add_parser("runs", help="compare training runs from their local folders")
+    r.add_argument("roots", nargs="*", default=["outputs/train"], help="run folders or parents")
+    r.add_argument("--metric", action="append", help="metric column(s); the first sorts")
+    r.add_argument("--plot", metavar="PNG", help="also plot the first metric against step")
+    r.set_defaults(func=cmd_runs)
     args = ap.parse_args(argv)
     return args.func(args)
 

@@ -154,7 +154,7 @@ def test_fast_dev_run(tmp_path, data_root):
     assert (tmp_path / "run" / "config.yaml").exists()
 
 
-def test_train_then_resume_continues_the_step_count(tmp_path, data_root):
+def test_train_then_resume_continues_the_step_count(tmp_path, data_root, capsys):
     first = tmp_path / "first"
     cfg = compose("train", tiny_overrides(first, data_root))
     metrics = run(cfg)
@@ -176,6 +176,17 @@ def test_train_then_resume_continues_the_step_count(tmp_path, data_root):
     # the network alone loads without Lightning or Hydra
     net = load_classifier(str(second / "checkpoints" / "last.ckpt"))
     assert net.cfg.dim == 16
+
+    # `moseg runs` compares the two runs from their folders: the differing choices and metrics
+    from moseg.cli import main
+
+    png = tmp_path / "runs.png"
+    assert main(["runs", str(tmp_path), "--plot", str(png)]) == 0
+    out = capsys.readouterr().out
+    assert "trainer.max_epochs" in out and "ckpt_path" in out and "best val/track_ap" in out
+    assert str(first) in out and str(second) in out
+    assert png.stat().st_size > 1000
+    assert main(["runs", str(tmp_path / "none")]) == 1
 
 
 def test_missing_source_stops_at_once(tmp_path):

@@ -12,14 +12,14 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 
 from moseg.data.sampling import Augment, FileCache, Sample, SamplingSpec, augment, read_sample
 from moseg.io import list_sequences
@@ -162,6 +162,15 @@ class TrackDataset(Dataset):
         return augment(s, self.aug, rng) if self.aug is not None else s
 
 
+def _alloc(shape: tuple[int, ...], dtype: torch.dtype, fill: float = 0) -> torch.Tensor:
+    """A tensor filled with ``fill``; inside a loader worker it is put in shared memory first,
+    so sending it to the main process copies nothing (as torch's default collate does)."""
+    t = torch.empty(shape, dtype=dtype)
+    if get_worker_info() is not None:
+        t.share_memory_()
+    return t.fill_(fill)
+
+
 def collate(samples: list[Sample], feature_dim: int = 0) -> dict[str, Any]:
     """Pad a list of samples to ``[B, N, T, ...]`` tensors; ``track_mask`` marks real tracks.
 
@@ -172,32 +181,36 @@ def collate(samples: list[Sample], feature_dim: int = 0) -> dict[str, Any]:
     T = max(s.tracks.shape[1] for s in samples)
     C = feature_dim or max((s.features.shape[1] for s in samples if s.features is not None), default=0)
     out = {
-        "tracks": torch.zeros(B, N, T, 2),
-        "visibility": torch.zeros(B, N, T, dtype=torch.bool),
-        "confidence": torch.zeros(B, N, T),
-        "depth": torch.zeros(B, N, T),
-        "features": torch.zeros(B, N, C),
-        "label": torch.full((B, N), -1, dtype=torch.long),
-        "track_mask": torch.zeros(B, N, dtype=torch.bool),
+        "tracks": _alloc((B, N, T, 2), torch.float32),
+        "visibility": _alloc((B, N, T), torch.bool),
+        "confidence": _alloc((B, N, T), torch.float32),
+        "depth": _alloc((B, N, T), torch.float32),
+        "features": _alloc((B, N, C), torch.float16),  # the model casts
+        "label": _alloc((B, N), torch.long, -1),
+        "track_mask": _alloc((B, N), torch.bool),
         "image_size": torch.tensor([s.image_size for s in samples], dtype=torch.long),
         "depth_valid": torch.tensor([s.depth is not None for s in samples]),
         "features_valid": torch.tensor([s.features is not None for s in samples]),
         "name": [s.name for s in samples],
     }
+
+    def put(key: str, index: tuple, a: np.ndarray) -> None:
+        out[key][index] = torch.from_numpy(np.ascontiguousarray(a))
+
     for b, s in enumerate(samples):
         n, t = s.tracks.shape[:2]
-        out["tracks"][b, :n, :t] = torch.from_numpy(np.ascontiguousarray(s.tracks))
-        out["visibility"][b, :n, :t] = torch.from_numpy(np.ascontiguousarray(s.visibility))
-        out["confidence"][b, :n, :t] = torch.from_numpy(np.ascontiguousarray(s.confidence))
+        put("tracks", (b, slice(n), slice(t)), s.tracks)
+        put("visibility", (b, slice(n), slice(t)), s.visibility)
+        put("confidence", (b, slice(n), slice(t)), s.confidence)
         if s.depth is not None:
-            out["depth"][b, :n, :t] = torch.from_numpy(np.ascontiguousarray(s.depth))
+            put("depth", (b, slice(n), slice(t)), s.depth)
         if s.features is not None:
             if s.features.shape[1] != C:
                 raise ValueError(
                     f"{s.name}: features have {s.features.shape[1]} channels, expected {C}"
                 )
-            out["features"][b, :n] = torch.from_numpy(s.features)
-        out["label"][b, :n] = torch.from_numpy(s.label)
+            put("features", (b, slice(n)), s.features)
+        put("label", (b, slice(n)), s.label)
         out["track_mask"][b, :n] = True
     return out
 
@@ -289,8 +302,10 @@ class TrackDataModule(L.LightningDataModule):
             for s in self.sources:
                 if s.val_split:
                     vf = s.files(s.val_split)
+                    # validation always takes the largest track count (fixed seeds, no aug)
+                    spec = replace(s.spec, num_tracks=(max(s.spec.num_tracks),))
                     self.val_sets[s.name] = TrackDataset(
-                        vf, [s.spec] * len(vf), None, self.open_files
+                        vf, [spec] * len(vf), None, self.open_files
                     )
             log.info(
                 "data %s: %s",

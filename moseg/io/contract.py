@@ -293,7 +293,8 @@ class ContractError(ValueError):
 class Storage:
     compression: str | None = "lzf"
     compression_opts: int | None = None
-    track_chunk: int = 4096  # tracks per chunk for [N, ...] arrays
+    track_chunk: int = 4096  # at most this many tracks per chunk for [N, ...] arrays ...
+    chunk_bytes: int = 3 << 19  # ... and about 1.5 MiB per chunk (wide rows: features)
     checksum: bool = True
 
     def dataset_kwargs(self, name: str, shape: tuple[int, ...]) -> dict[str, Any]:
@@ -306,7 +307,9 @@ class Storage:
                 kw["compression_opts"] = self.compression_opts
         spec = FIELDS[name]
         if spec.shape[0] == "N":
-            kw["chunks"] = (min(shape[0], self.track_chunk), *shape[1:])
+            row = int(np.prod(shape[1:], dtype=np.int64)) * np.dtype(spec.dtype).itemsize
+            rows = min(self.track_chunk, max(256, self.chunk_bytes // max(row, 1)))
+            kw["chunks"] = (min(shape[0], rows), *shape[1:])
         elif spec.shape[0] in ("T", "Q") and len(shape) >= 3:
             kw["chunks"] = (1, *shape[1:])
         else:
@@ -574,6 +577,7 @@ class SequenceFile:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        self._cache: dict[str, np.ndarray] = {}
         if not self.path.exists():
             raise FileNotFoundError(f"{self.path}: no such contract file")
         try:
@@ -632,6 +636,12 @@ class SequenceFile:
         if name not in self._f:
             raise KeyError(f"{self.path}: has no dataset {name!r}")
         return self._f[name][index]
+
+    def cached(self, name: str) -> np.ndarray:
+        """Read a (small) dataset once and keep it, e.g. ``query_frame`` for a sampler."""
+        if name not in self._cache:
+            self._cache[name] = self.read(name)
+        return self._cache[name]
 
     def dataset_attrs(self, name: str) -> dict[str, Any]:
         return dict(self._f[name].attrs)
