@@ -1,8 +1,8 @@
-"""`make demo`: the main job on embedded data, no download.
+"""`python -m moseg.demo`: a look at the synthetic data, no download, no training.
 
-Until the classifier trainer lands, the demo generates a small synthetic dataset, validates every
-file against the contract, prints what it holds and draws one clip with its tracks, masks and
-depth to outputs/demo/preview.png.
+Generates a small synthetic dataset, validates every file against the contract, prints what it
+holds and draws one clip with its tracks, masks and depth to outputs/demo/preview.png.
+(`make demo` runs the main job instead: `python train.py`.)
 """
 
 from __future__ import annotations

@@ -45,7 +45,23 @@ def test_bench_script_prints_its_figure_as_json():
     assert figures["synthetic_clips_per_s"] > 0
 
 
-def test_every_config_composes():
+def test_prepare_config_composes():
     cfg = compose("prepare", ["dataset.splits.train=1"])
     assert cfg.dataset.name == "synthetic" and cfg.dataset.splits.train == 1
     assert cfg.dataset.root.endswith("/synthetic")
+
+
+def test_train_bench_script_prints_its_figures_as_json():
+    proc = subprocess.run(
+        [sys.executable, "benchmarks/perf/train_speed.py", "--smoke"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    figures = json.loads(proc.stdout.strip().splitlines()[-1])
+    for key in ("train_step_s_paper_cpu", "train_clips_per_s_b8_cpu", "loader_samples_per_s"):
+        assert figures[key] > 0
+    assert "train_clips_per_s_gpu_bf16" in figures and "train_peak_gpu_mem_gb" in figures
+    assert abs(figures["paper_params"] - 3.44e6) / 3.44e6 < 0.05

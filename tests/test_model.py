@@ -31,6 +31,7 @@ ABLATIONS = {
     "no_posenc": {"use_posenc": False},
     "no_cross_track": {"cross_track_attention": False},
     "shared_attention": {"share_attention_weights": True},
+    "query_frame_channel": {"use_query_frame": True},
     "mean_pool": {"pool": "mean"},
     "maxmean_pool": {"pool": "maxmean"},
 }
@@ -176,6 +177,14 @@ def test_missing_modalities_and_wrong_widths():
         ClassifierConfig.from_dict({"hidden": 3})
     with pytest.raises(ValueError, match="use_tracks=False"):
         TrackClassifier(**{**TINY, "use_tracks": False, "semantic_mode": "none"})
+
+
+def test_query_frame_channel():
+    m, x = model(use_query_frame=True), inputs()
+    q0 = torch.zeros(2, 12, dtype=torch.long)
+    q3 = torch.full((2, 12), 3)
+    assert not torch.allclose(m(**x, query_frame=q0), m(**x, query_frame=q3))
+    assert ClassifierConfig(use_query_frame=True).point_channels() == 89
 
 
 def test_point_channels_match_the_paper():

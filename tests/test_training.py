@@ -235,3 +235,12 @@ def test_cpu_ddp_two_processes_with_wandb_offline(tmp_path, data_root):
     assert len(runs) == 1
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["finished"]
+
+
+def test_missing_checkpoint_stops_before_any_work(tmp_path):
+    cfg = compose(
+        "train", [f"paths.output_dir={tmp_path}/run", f"ckpt_path={tmp_path}/nope.ckpt"]
+    )
+    with pytest.raises(SystemExit, match="nope.ckpt: no such checkpoint file"):
+        run(cfg)
+    assert not (tmp_path / "run").exists()

@@ -88,7 +88,7 @@ def step_time(model, batch, device, steps: int, autocast: torch.dtype | None) ->
     return statistics.median(times)
 
 
-def loader_rate(root: Path, samples: int, workers: int) -> float:
+def loader_rate(root: Path, samples: int, workers: int, tracks: int = 4096):
     dm = TrackDataModule(
         {
             "bench": {
@@ -121,19 +121,24 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--loader-samples", type=int, default=120)
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes: checks the script runs")
     args = ap.parse_args()
+    per_query, n_tracks, n_loader = 4096, 1024, 4096
+    if args.smoke:
+        per_query, n_tracks, n_loader = 128, 64, 128
+        args.steps, args.loader_samples = 1, 4
     torch.manual_seed(0)
     out: dict = {}
     with tempfile.TemporaryDirectory(prefix="moseg-train-bench-") as tmp:
         tmp = Path(tmp)
         t0 = time.perf_counter()
-        files = make_files(tmp / "d", clips=8, tracks_per_query=4096, feature_dim=768)
+        files = make_files(tmp / "d", clips=8, tracks_per_query=per_query, feature_dim=768)
         print(f"made {len(files)} bench clips in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
 
         cpu = torch.device("cpu")
         model = TrackClassifier(ClassifierConfig(semantic_dim=768))
         out["paper_params"] = count_parameters(model)
-        one = batch_of(files, 1024, 1)
+        one = batch_of(files, n_tracks, 1)
         out["train_step_s_paper_cpu"] = round(step_time(model, one, cpu, args.steps, None), 3)
         out["train_step_s_paper_cpu_bf16"] = round(
             step_time(model, one, cpu, args.steps, torch.bfloat16), 3
@@ -142,12 +147,12 @@ def main() -> None:
         out["train_step_speedup_vs_release"] = round(
             RELEASE_STEP_S / out["train_step_s_paper_cpu"], 1
         )
-        eight = batch_of(files, 1024, 8)
+        eight = batch_of(files, n_tracks, 8)
         s8 = step_time(model, eight, cpu, max(2, args.steps // 2), None)
         out["train_clips_per_s_b8_cpu"] = round(8 / s8, 2)
         print(f"cpu steps done: {out}", file=sys.stderr)
 
-        rate, mean_tracks = loader_rate(tmp / "d", args.loader_samples, 2)
+        rate, mean_tracks = loader_rate(tmp / "d", args.loader_samples, 2, n_loader)
         out["loader_samples_per_s"] = round(rate, 1)
         out["loader_mean_tracks"] = round(mean_tracks)
         out["loader_workers"] = 2
@@ -155,7 +160,7 @@ def main() -> None:
         if torch.cuda.is_available():
             dev = torch.device("cuda")
             gm = TrackClassifier(ClassifierConfig(semantic_dim=768)).to(dev)
-            b16 = batch_of(files, 4096, 16)
+            b16 = batch_of(files, n_loader, 16)
             torch.cuda.reset_peak_memory_stats()
             s = step_time(gm, b16, dev, args.steps, torch.bfloat16)
             out["train_clips_per_s_gpu_bf16"] = round(16 / s, 2)

@@ -188,6 +188,7 @@ def collate(samples: list[Sample], feature_dim: int = 0) -> dict[str, Any]:
         "features": _alloc((B, N, C), torch.float16),  # the model casts
         "label": _alloc((B, N), torch.long, -1),
         "track_mask": _alloc((B, N), torch.bool),
+        "query_frame": _alloc((B, N), torch.long, -1),  # window index of each track's query
         "image_size": torch.tensor([s.image_size for s in samples], dtype=torch.long),
         "depth_valid": torch.tensor([s.depth is not None for s in samples]),
         "features_valid": torch.tensor([s.features is not None for s in samples]),
@@ -212,6 +213,7 @@ def collate(samples: list[Sample], feature_dim: int = 0) -> dict[str, Any]:
             put("features", (b, slice(n)), s.features)
         put("label", (b, slice(n)), s.label)
         out["track_mask"][b, :n] = True
+        out["query_frame"][b, :n] = s.query_index
     return out
 
 

@@ -47,6 +47,9 @@ class ClassifierConfig:
     use_posenc: bool = True  # False: raw (x, y, dx, dy) only (ablation "w/o positional encoding")
     use_depth: bool = True  # ablation "w/o depth"
     use_tracks: bool = True  # False: the classifier sees only semantics ("w/o tracks")
+    # one more channel marking each track's query frame, where its label is defined (not in
+    # the paper; it helps where a tracker swaps identity away from the query frame)
+    use_query_frame: bool = False
     # motion encoder
     motion_dim: int = 16
     motion_hidden: int = 16  # width of the first pointwise layer
@@ -88,6 +91,8 @@ class ClassifierConfig:
     def point_channels(self) -> int:
         per_value = 1 + 2 * self.num_freqs if self.use_posenc else 1
         n = 4 * per_value + 2  # x, y, dx, dy encoded; visibility, confidence
+        if self.use_query_frame:
+            n += 1
         if self.use_depth:
             n += 2  # depth, depth change
         if self.semantics == "motion_input":
@@ -332,6 +337,7 @@ class TrackClassifier(nn.Module):
         image_size: Tensor,
         depth: Tensor | None = None,
         features: Tensor | None = None,
+        query_frame: Tensor | None = None,
     ) -> Tensor:
         """Per-point inputs ``[B, N, T, P]``; P is :meth:`ClassifierConfig.point_channels`."""
         cfg = self.cfg
@@ -348,6 +354,14 @@ class TrackClassifier(nn.Module):
         vis = visibility.to(tracks.dtype)
         chans.append(vis.unsqueeze(-1))
         chans.append(confidence.to(tracks.dtype).unsqueeze(-1))
+        if cfg.use_query_frame:
+            T = tracks.shape[2]
+            if query_frame is None:
+                isq = torch.zeros_like(vis)
+            else:
+                t = torch.arange(T, device=tracks.device)
+                isq = (t == query_frame.unsqueeze(-1)).to(tracks.dtype)  # [B, N, T]
+            chans.append(isq.unsqueeze(-1))
         if cfg.use_depth:
             d = torch.zeros_like(vis) if depth is None else depth.to(tracks.dtype)
             dd = torch.zeros_like(d)
@@ -366,8 +380,12 @@ class TrackClassifier(nn.Module):
         depth: Tensor | None = None,
         features: Tensor | None = None,
         track_mask: Tensor | None = None,
+        query_frame: Tensor | None = None,
     ) -> Tensor:
         """Logits ``[B, N]`` (padding positions hold finite values that mean nothing).
+
+        ``query_frame [B, N]``: the frame (index into T) where each track's label is defined;
+        used only with ``use_query_frame``.
 
         ``depth`` None (or ``use_depth=False``) and ``features`` None are allowed: the model
         then sees zeros there, which is what modality dropout trains it for."""
@@ -391,7 +409,13 @@ class TrackClassifier(nn.Module):
             if cfg.semantics == "motion_input":
                 features = sem
             pts = self.point_inputs(
-                tracks, visible, confidence, image_size, depth if cfg.use_depth else None, features
+                tracks,
+                visible,
+                confidence,
+                image_size,
+                depth if cfg.use_depth else None,
+                features,
+                query_frame,
             )
             x = self.to_tokens(self.motion(pts, visible))  # [B, N, dim]
         else:

@@ -115,6 +115,7 @@ class TrackClassifierModule(L.LightningModule):
             depth=depth,
             features=feats if feats.shape[-1] else None,
             track_mask=batch["track_mask"],
+            query_frame=batch.get("query_frame"),
         )
 
     def _loss(self, logits: Tensor, label: Tensor) -> Tensor:

@@ -24,6 +24,9 @@ def _instantiate_list(node: Any) -> list[Any]:
 
 def run(cfg: DictConfig) -> dict[str, float]:
     """Train; return the validation metrics of the best checkpoint (or the last weights)."""
+    ckpt = cfg.get("ckpt_path")
+    if ckpt and not Path(ckpt).is_file():
+        raise SystemExit(f"error: ckpt_path {ckpt}: no such checkpoint file")
     L.seed_everything(int(cfg.seed), workers=True)
     out_dir = Path(cfg.paths.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -43,9 +46,6 @@ def run(cfg: DictConfig) -> dict[str, float]:
     for lg in trainer.loggers:
         lg.log_hyperparams(resolved)
 
-    ckpt = cfg.get("ckpt_path")
-    if ckpt and not Path(ckpt).is_file():
-        raise SystemExit(f"error: ckpt_path {ckpt}: no such checkpoint file")
     trainer.fit(model, datamodule=dm, ckpt_path=ckpt)
 
     best = None
