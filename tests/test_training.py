@@ -238,9 +238,20 @@ def test_cpu_ddp_two_processes_with_wandb_offline(tmp_path, data_root):
 
 
 def test_missing_checkpoint_stops_before_any_work(tmp_path):
-    cfg = compose(
-        "train", [f"paths.output_dir={tmp_path}/run", f"ckpt_path={tmp_path}/nope.ckpt"]
-    )
+    cfg = compose("train", [f"paths.output_dir={tmp_path}/run", f"ckpt_path={tmp_path}/nope.ckpt"])
     with pytest.raises(SystemExit, match="nope.ckpt: no such checkpoint file"):
         run(cfg)
     assert not (tmp_path / "run").exists()
+
+
+def test_val_metrics_keep_thresholds_apart():
+    """iou50 and iou70 must not share state even when the first batch cannot tell them apart."""
+    from moseg.training.module import val_metrics
+
+    m = val_metrics("val/x/")
+    m.update(torch.tensor([0.9, 0.1, 0.2]), torch.tensor([1, 0, 0]))  # nothing in [0.5, 0.7)
+    m.update(torch.tensor([0.6, 0.6, 0.9]), torch.tensor([1, 0, 1]))
+    out = m.compute()
+    # at 0.5: TP 3, FP 1, FN 0 -> 0.75; at 0.7: TP 2, FP 0, FN 1 -> 2/3
+    assert out["val/x/iou50"] == pytest.approx(0.75)
+    assert out["val/x/iou70"] == pytest.approx(2 / 3)

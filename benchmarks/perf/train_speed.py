@@ -94,7 +94,7 @@ def loader_rate(root: Path, samples: int, workers: int, tracks: int = 4096):
             "bench": {
                 "root": str(root),
                 "val_split": None,
-                "sampling": {"num_tracks": [4096], "num_frames": 24},
+                "sampling": {"num_tracks": [tracks], "num_frames": 24},
             }
         },
         feature_dim=768,
@@ -128,7 +128,7 @@ def main() -> None:
         per_query, n_tracks, n_loader = 128, 64, 128
         args.steps, args.loader_samples = 1, 4
     torch.manual_seed(0)
-    out: dict = {}
+    out: dict = {"train_bench_smoke": True} if args.smoke else {}
     with tempfile.TemporaryDirectory(prefix="moseg-train-bench-") as tmp:
         tmp = Path(tmp)
         t0 = time.perf_counter()

@@ -70,6 +70,10 @@ def val_metrics(prefix: str) -> MetricCollection:
             "iou70": BinaryJaccardIndex(threshold=0.7),
         },
         prefix=prefix,
+        # explicit groups: torchmetrics' automatic grouping merges metrics whose states happen
+        # to be equal after the first batch, which silently made iou70 a copy of iou50 whenever
+        # the first batch had no score in [0.5, 0.7)
+        compute_groups=[["track_ap", "roc_auc"], ["f1"], ["iou50"], ["iou70"]],
     )
 
 
