@@ -110,6 +110,11 @@ def test_every_config_composes_and_instantiates(over, tmp_path):
     hydra.utils.instantiate(cfg.trainer, logger=False, callbacks=[])
 
 
+def test_experiments_override_the_run_name(tmp_path):
+    cfg = compose("train", ["experiment=ablation/no_depth", f"paths.output_dir={tmp_path}"])
+    assert cfg.run_name == "small-no_depth-synthetic" and cfg.model.net.use_depth is False
+
+
 def test_paper_model_from_config_has_the_published_size(tmp_path):
     cfg = compose("train", ["experiment=paper", f"paths.output_dir={tmp_path}"])
     module = hydra.utils.instantiate(cfg.model.module, val_sources=["kubric"])

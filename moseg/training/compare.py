@@ -14,7 +14,16 @@ from typing import Any
 from omegaconf import OmegaConf
 
 # config keys that differ between runs without being a choice of the experiment
-_NOISE = ("paths.", "hydra.", "data.module.sources.", "logger.", "callbacks.")
+# (`*.module.*` nodes are interpolated copies of the choices they are built from)
+_NOISE = (
+    "paths.",
+    "hydra.",
+    "data.module.",
+    "model.module.",
+    "logger.",
+    "callbacks.",
+    "trainer.default_root_dir",
+)
 
 
 @dataclass
