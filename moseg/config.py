@@ -10,8 +10,9 @@ from __future__ import annotations
 import itertools
 import sys
 from pathlib import Path
+from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
@@ -40,6 +41,13 @@ def register_resolvers() -> None:
 
 
 register_resolvers()
+
+
+def to_plain(x: Any) -> Any:
+    """OmegaConf containers -> plain (resolved) dicts and lists; anything else unchanged."""
+    if isinstance(x, DictConfig | ListConfig):
+        return OmegaConf.to_container(x, resolve=True)
+    return x
 
 
 def compose(config_name: str, overrides: list[str] | None = None) -> DictConfig:

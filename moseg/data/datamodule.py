@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 
+from moseg.config import to_plain
 from moseg.data.sampling import Augment, FileCache, Sample, SamplingSpec, augment, read_sample
 from moseg.io import list_sequences
 
@@ -65,15 +66,6 @@ class Source:
                 f"data source {self.name!r}: no contract files (*.h5) in {folder}{how}"
             )
         return found
-
-
-def _plain(x: Any) -> Any:
-    """OmegaConf containers -> plain dicts and lists (resolved)."""
-    from omegaconf import DictConfig, ListConfig, OmegaConf
-
-    if isinstance(x, DictConfig | ListConfig):
-        return OmegaConf.to_container(x, resolve=True)
-    return x
 
 
 def _dist() -> tuple[int, int]:
@@ -238,8 +230,8 @@ class TrackDataModule(L.LightningDataModule):
         name: str = "",
     ):
         super().__init__()
-        sources = _plain(sources)
-        augment = _plain(augment)
+        sources = to_plain(sources)
+        augment = to_plain(augment)
         self.sources = [
             Source.from_cfg(n, c) for n, c in sources.items() if float(c.get("weight", 1)) > 0
         ]

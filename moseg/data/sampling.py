@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from moseg.io import SequenceFile, sample_depth
+from moseg.io.contract import bilinear
 
 
 @dataclass
@@ -139,6 +140,7 @@ def read_sample(
     if ids.size > n:
         ids = np.sort(rng.choice(ids, size=n, replace=False))
     t = _window(m.num_frames, q, spec, rng)
+    qi = int(np.flatnonzero(t == q)[0])  # the query frame's position in the window
     # Read one contiguous block: the rows from the first to the last chosen track (files group
     # tracks by query frame, so this is about one query frame's tracks) and the window's frames.
     # h5py's fancy indexing is several times slower than a block read plus numpy selection.
@@ -167,11 +169,10 @@ def read_sample(
             fmf = f.read("feature_map_frames")
             k = np.flatnonzero(fmf == q)
             if k.size:
-                fmap = f.read("feature_maps", int(k[0])).astype(np.float32)  # [h, w, C]
+                fmap = f.read("feature_maps", int(k[0]))  # [h, w, C]
                 stride = float(f.dataset_attrs("feature_maps")["stride"])
-                qi = int(np.flatnonzero(t == q)[0])
                 feats = _sample_map(fmap, tracks[:, qi], stride).astype(np.float16)
-    label = f.read("label")[ids].astype(np.int64)
+    label = f.read("label", sl)[rows].astype(np.int64)
     return Sample(
         tracks=tracks,
         visibility=vis,
@@ -182,23 +183,14 @@ def read_sample(
         image_size=(m.height, m.width),
         name=m.name,
         source=m.source,
-        query_index=int(np.flatnonzero(t == q)[0]),
+        query_index=qi,
     )
 
 
 def _sample_map(fmap: np.ndarray, xy: np.ndarray, stride: float) -> np.ndarray:
     """Bilinear sample of ``fmap [h, w, C]`` (cell centres at ``(i + 0.5) * stride - 0.5`` px) at
     ``xy [N, 2]`` px -> ``[N, C]``."""
-    h, w, _ = fmap.shape
-    gx = np.clip((xy[:, 0] + 0.5) / stride - 0.5, 0, w - 1)
-    gy = np.clip((xy[:, 1] + 0.5) / stride - 0.5, 0, h - 1)
-    x0 = np.minimum(np.floor(gx).astype(int), max(w - 2, 0))
-    y0 = np.minimum(np.floor(gy).astype(int), max(h - 2, 0))
-    x1, y1 = np.minimum(x0 + 1, w - 1), np.minimum(y0 + 1, h - 1)
-    wx, wy = (gx - x0)[:, None], (gy - y0)[:, None]
-    top = fmap[y0, x0] * (1 - wx) + fmap[y0, x1] * wx
-    bot = fmap[y1, x0] * (1 - wx) + fmap[y1, x1] * wx
-    return (top * (1 - wy) + bot * wy).astype(np.float32)
+    return bilinear(fmap, (xy[:, 0] + 0.5) / stride - 0.5, (xy[:, 1] + 0.5) / stride - 0.5)
 
 
 def augment(s: Sample, aug: Augment, rng: np.random.Generator) -> Sample:

@@ -732,6 +732,25 @@ def normalise_depth(depth: np.ndarray) -> tuple[np.ndarray, tuple[float, float]]
     return np.clip(out, 0.0, 1.0).astype(np.float16), (lo, hi)
 
 
+def bilinear(grid: np.ndarray, gx: np.ndarray, gy: np.ndarray, lead: tuple = ()) -> np.ndarray:
+    """Bilinear interpolation of ``grid [*L, h, w, *C]`` at grid coordinates ``gx, gy`` (cell
+    centres at integers; clamped to the border). ``lead`` indexes the ``L`` axes (arrays that
+    broadcast with ``gx``). Returns ``[*gx.shape, *C]`` float32."""
+    nl = len(lead)
+    h, w = grid.shape[nl], grid.shape[nl + 1]
+    gx = np.clip(np.nan_to_num(gx), 0, w - 1)
+    gy = np.clip(np.nan_to_num(gy), 0, h - 1)
+    x0 = np.minimum(np.floor(gx).astype(np.int64), max(w - 2, 0))
+    y0 = np.minimum(np.floor(gy).astype(np.int64), max(h - 2, 0))
+    x1, y1 = np.minimum(x0 + 1, w - 1), np.minimum(y0 + 1, h - 1)
+    extra = (None,) * (grid.ndim - nl - 2)  # weights broadcast over trailing channel axes
+    wx, wy = (gx - x0)[(..., *extra)], (gy - y0)[(..., *extra)]
+    g = grid.astype(np.float32, copy=False)
+    top = g[(*lead, y0, x0)] * (1 - wx) + g[(*lead, y0, x1)] * wx
+    bottom = g[(*lead, y1, x0)] * (1 - wx) + g[(*lead, y1, x1)] * wx
+    return (top * (1 - wy) + bottom * wy).astype(np.float32)
+
+
 def sample_depth(depth: np.ndarray, tracks: np.ndarray, frame_size: tuple[int, int]) -> np.ndarray:
     """Bilinearly sample ``depth [T, Hd, Wd]`` at ``tracks [N, T, 2]`` (x, y) frame pixels.
 
@@ -745,17 +764,8 @@ def sample_depth(depth: np.ndarray, tracks: np.ndarray, frame_size: tuple[int, i
         raise ValueError(f"tracks have {tracks.shape[1]} frames, depth has {T}")
     x = (tracks[..., 0].astype(np.float32) + 0.5) * (Wd / W) - 0.5
     y = (tracks[..., 1].astype(np.float32) + 0.5) * (Hd / H) - 0.5
-    x = np.clip(np.nan_to_num(x), 0, Wd - 1)
-    y = np.clip(np.nan_to_num(y), 0, Hd - 1)
-    x0 = np.minimum(np.floor(x).astype(np.int64), Wd - 2) if Wd > 1 else np.zeros_like(x, int)
-    y0 = np.minimum(np.floor(y).astype(np.int64), Hd - 2) if Hd > 1 else np.zeros_like(y, int)
-    x1, y1 = np.minimum(x0 + 1, Wd - 1), np.minimum(y0 + 1, Hd - 1)
-    wx, wy = x - x0, y - y0
     t = np.broadcast_to(np.arange(T)[None, :], x.shape)
-    d = depth.astype(np.float32, copy=False)
-    top = d[t, y0, x0] * (1 - wx) + d[t, y0, x1] * wx
-    bottom = d[t, y1, x0] * (1 - wx) + d[t, y1, x1] * wx
-    return (top * (1 - wy) + bottom * wy).astype(np.float32)
+    return bilinear(depth, x, y, lead=(t,))
 
 
 def list_sequences(root: str | Path) -> list[Path]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -20,7 +21,7 @@ from torchmetrics.classification import (
     BinaryJaccardIndex,
 )
 
-from moseg.data.datamodule import _plain
+from moseg.config import to_plain
 from moseg.models import ClassifierConfig, TrackClassifier, count_parameters
 
 log = logging.getLogger(__name__)
@@ -95,7 +96,7 @@ class TrackClassifierModule(L.LightningModule):
         name: str = "",
     ):
         super().__init__()
-        net, loss = _plain(net), _plain(loss)
+        net, loss = to_plain(net), to_plain(loss)
         self.model_cfg = ClassifierConfig.from_dict(dict(net))
         self.net = TrackClassifier(self.model_cfg)
         self.optimizer_factory = optimizer
@@ -107,16 +108,15 @@ class TrackClassifierModule(L.LightningModule):
         log.info("classifier %s: %d parameters", name, count_parameters(self.net))
 
     def forward(self, batch: Mapping[str, Any]) -> Tensor:
-        depth = batch["depth"] * batch["depth_valid"].view(-1, 1, 1).to(batch["depth"].dtype)
+        # collate leaves depth and features at zero where a sample has none (depth_valid /
+        # features_valid false), which is what the network expects for a missing modality
         feats = batch["features"]
-        if feats.shape[-1]:
-            feats = feats * batch["features_valid"].view(-1, 1, 1).to(feats.dtype)
         return self.net(
             batch["tracks"],
             batch["visibility"],
             batch["confidence"],
             batch["image_size"],
-            depth=depth,
+            depth=batch["depth"],
             features=feats if feats.shape[-1] else None,
             track_mask=batch["track_mask"],
             query_frame=batch.get("query_frame"),
@@ -176,8 +176,6 @@ class TrackClassifierModule(L.LightningModule):
         # CPU DDP: one thread per process, or the ranks oversubscribe the cores
         tr = self._trainer
         if tr is not None and tr.world_size > 1 and tr.strategy.root_device.type == "cpu":
-            import os
-
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // tr.world_size))
 
 
