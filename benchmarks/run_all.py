@@ -1,5 +1,6 @@
-"""`make bench`: run every script in benchmarks/perf/, each in its own process, and print as the
-last line one JSON object holding every figure by name. Exits non-zero if a script failed."""
+"""`make bench`: run every script in benchmarks/perf/ and benchmarks/prep/, each in its own
+process, and print as the last line one JSON object holding every figure by name. Exits non-zero
+if a script failed."""
 
 from __future__ import annotations
 
@@ -10,10 +11,10 @@ from pathlib import Path
 
 
 def main() -> int:
-    here = Path(__file__).resolve().parent / "perf"
+    here = Path(__file__).resolve().parent
     figures: dict[str, object] = {}
     failed = []
-    for script in sorted(here.glob("*.py")):
+    for script in [p for d in ("perf", "prep") for p in sorted((here / d).glob("*.py"))]:
         print(f"== {script.name}", flush=True)
         proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True)
         sys.stdout.write(proc.stdout)

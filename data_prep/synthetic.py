@@ -564,29 +564,43 @@ def sample_tracks(
     share = np.full(len(qframes), num_tracks // len(qframes))
     share[: num_tracks % len(qframes)] += 1
     share = np.minimum(share, H * W)
-    layer_ids, uvs, qs = [], [], []
+    pts, qs = [], []
     for q, n in zip(qframes, share, strict=True):
         pix = rng.choice(H * W, size=int(n), replace=False)
-        x, y = (pix % W).astype(np.float64), (pix // W).astype(np.float64)
-        lid = r.ids[q, pix // W, pix % W].astype(np.int64)
-        uv = np.zeros((len(pix), 2))
-        for lyr in np.unique(lid):
-            sel = lid == lyr
-            p = np.linalg.solve(r.H[lyr][q], np.stack([x[sel], y[sel], np.ones(sel.sum())]))
-            uv[sel] = (p[:2] / p[2]).T
-        layer_ids.append(lid)
-        uvs.append(uv)
+        pts.append(np.stack([pix % W, pix // W], axis=1).astype(np.float64))
         qs.append(np.full(len(pix), q))
-    layer = np.concatenate(layer_ids)
-    uv = np.concatenate(uvs)
-    query = np.concatenate(qs).astype(np.int32)
+    return ground_truth_tracks(r, np.concatenate(pts), np.concatenate(qs))
+
+
+def ground_truth_tracks(r: Render, points: np.ndarray, query_frame: np.ndarray) -> TrackGT:
+    """Exact tracks of arbitrary query points ``points [N, 2]`` (x, y) at ``query_frame [N]``.
+
+    Each point belongs to the surface visible at its (rounded) pixel on its query frame; it is
+    mapped onto that surface's texture and projected into every frame. Used both to sample
+    training tracks and to score a real tracker's output against the truth.
+    """
+    T, H, W = r.ids.shape
+    points = np.asarray(points, np.float64)
+    query = np.asarray(query_frame, np.int64)
+    xi = np.clip(np.rint(points[:, 0]), 0, W - 1).astype(np.int64)
+    yi = np.clip(np.rint(points[:, 1]), 0, H - 1).astype(np.int64)
+    layer = r.ids[query, yi, xi].astype(np.int64)
+    uv = np.zeros((len(points), 2))
+    for lyr in np.unique(layer):
+        for q in np.unique(query[layer == lyr]):
+            sel = (layer == lyr) & (query == q)
+            hom = np.stack([points[sel, 0], points[sel, 1], np.ones(sel.sum())])
+            p = np.linalg.solve(r.H[lyr][q], hom)
+            uv[sel] = (p[:2] / p[2]).T
     xy = np.zeros((len(layer), T, 2))
     depth = np.zeros((len(layer), T))
     for lyr in np.unique(layer):
         sel = layer == lyr
         xy[sel], depth[sel] = project(r.H[lyr], uv[sel])
     vis = visible(r.ids, layer, xy, depth)
-    return TrackGT(layer=layer, uv=uv, query_frame=query, xy=xy, depth=depth, visible=vis)
+    return TrackGT(
+        layer=layer, uv=uv, query_frame=query.astype(np.int32), xy=xy, depth=depth, visible=vis
+    )
 
 
 def corrupt_tracks(

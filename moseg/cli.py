@@ -88,6 +88,37 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_preprocess(args: argparse.Namespace) -> int:
+    """Videos / frame folders -> contract files, through conf/prepare.yaml with dataset=video."""
+    from omegaconf import OmegaConf
+
+    from data_prep.common import InputError, run_prepare
+    from data_prep.video import make_jobs
+    from moseg.config import compose
+
+    overrides = ["dataset=video", f"workers={args.workers}", *args.overrides]
+    if args.overwrite:
+        overrides.append("overwrite=true")
+    try:
+        cfg = compose("prepare", overrides)
+    except Exception as e:  # bad override: Hydra's message says which
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    # paths go in as values, not override syntax (commas, brackets and '=' in names are fine)
+    cfg.dataset.inputs = [str(Path(p)) for p in args.inputs]
+    cfg.dataset.out = str(args.out)
+    OmegaConf.resolve(cfg.dataset)
+    try:
+        jobs = make_jobs(cfg)
+    except InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    report = run_prepare(cfg, jobs, desc="preprocess")
+    for name in report.written + report.skipped:
+        print(f"{name}: {Path(args.out) / (name + '.h5')}")
+    return 0 if report.ok else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     ap = argparse.ArgumentParser(prog="moseg", description="moseg command line tools")
@@ -105,7 +136,28 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--metric", action="append", help="metric column(s); the first sorts")
     r.add_argument("--plot", metavar="PNG", help="also plot the first metric against step")
     r.set_defaults(func=cmd_runs)
-    args = ap.parse_args(argv)
+    p = sub.add_parser(
+        "preprocess",
+        help="videos or frame folders -> contract files (tracks, depth, features)",
+        description="Track, add depth and features, and write one contract file per input. "
+        "Settings as Hydra overrides of conf/prepare.yaml, e.g. tracker=opencv "
+        "tracker.grid_px=12 dataset.frames.interval=2 dataset.frames.longest_side=640 "
+        "features=dinov2 depth=depth_anything_v2.",
+    )
+    p.add_argument("inputs", nargs="+", help="video files (mp4, mov, avi, ...) or frame folders")
+    p.add_argument("--out", required=True, type=Path, help="output folder (<out>/<name>.h5)")
+    p.add_argument("--workers", type=int, default=1, help="videos processed in parallel")
+    p.add_argument("--overwrite", action="store_true", help="redo finished outputs")
+    p.add_argument("overrides", nargs="*", default=[], help="key=value config overrides")
+    p.set_defaults(func=cmd_preprocess)
+    args, extra = ap.parse_known_args(argv)
+    if getattr(args, "func", None) is cmd_preprocess:
+        # overrides look like key=value; argparse cannot tell them from inputs, so split here
+        items = [*args.inputs, *args.overrides, *extra]
+        args.inputs = [a for a in items if "=" not in a or Path(a).exists()]
+        args.overrides = [a for a in items if a not in args.inputs]
+    elif extra:
+        ap.error(f"unrecognized arguments: {' '.join(extra)}")
     return args.func(args)
 
 

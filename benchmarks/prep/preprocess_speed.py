@@ -1,0 +1,60 @@
+"""Seconds per frame of ``moseg preprocess`` (opencv tracker, weight-free appearance features, no
+depth) on a real DAVIS sequence at its full 854x480, reading JPEGs and writing the contract file.
+
+Prints ``preprocess_s_per_frame_davis`` (the whole command in this process, so without Python's
+start-up) and the per-stage split, then one JSON line. Target (issue 4): <= 0.2 s per frame on the
+2-core CPU. Needs ../shared/data (or --davis); prints a skip reason and an empty JSON otherwise.
+
+    python benchmarks/prep/preprocess_speed.py [--sequence blackswan] [--davis DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+from moseg.cli import main as moseg_main
+from moseg.io import SequenceFile
+
+DEFAULT_DAVIS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "DAVIS2016"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--davis", type=Path, default=DEFAULT_DAVIS)
+    ap.add_argument("--sequence", default="blackswan")
+    ap.add_argument("overrides", nargs="*", help="config overrides, e.g. tracker.preset=fast")
+    args = ap.parse_args()
+    folder = args.davis / "JPEGImages" / "480p" / args.sequence
+    if not folder.is_dir():
+        print(f"skipped: {folder} not found (DAVIS data is not next to the project)")
+        print(json.dumps({}))
+        return
+    with tempfile.TemporaryDirectory() as out:
+        t0 = time.perf_counter()
+        rc = moseg_main(["preprocess", str(folder), "--out", out, *args.overrides])
+        secs = time.perf_counter() - t0
+        if rc:
+            raise SystemExit(f"moseg preprocess failed with exit code {rc}")
+        with SequenceFile(Path(out) / f"{args.sequence}.h5") as f:
+            T, n = f.meta.num_frames, f.meta.num_tracks
+            timing = f.meta.provenance["timing"]
+            size = f"{f.meta.width}x{f.meta.height}"
+    figures = {
+        "preprocess_s_per_frame_davis": round(secs / T, 4),
+        "preprocess_sequence": args.sequence,
+        "preprocess_frames": T,
+        "preprocess_size": size,
+        "preprocess_tracks": n,
+        **{f"preprocess_{k}_per_frame": round(v / T, 4) for k, v in timing.items()},
+    }
+    for k, v in figures.items():
+        print(f"{k:40s} {v}")
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()

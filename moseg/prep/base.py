@@ -1,0 +1,139 @@
+"""Interfaces every preprocessing back-end implements, and the helpers they share.
+
+A back-end is a callable object built from a config group by :func:`hydra.utils.instantiate`:
+
+- a **tracker** maps ``frames [T, H, W, 3] uint8 RGB`` to a :class:`TrackResult`;
+- a **depth model** maps frames to ``[T, Hd, Wd] float32`` depth or disparity (attribute ``kind``);
+- a **feature model** maps frames, tracks and query frames to one ``[N, C]`` vector per track.
+
+Each has ``name`` and ``provenance()`` (a JSON-able dict of its settings and weights), which the
+pipeline stores in the contract file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+
+@dataclass
+class TrackResult:
+    """Point tracks in frame pixels, (x, y) with pixel centres at integers (the contract's)."""
+
+    tracks: np.ndarray  # [N, T, 2] float32, finite everywhere
+    visibility: np.ndarray  # [N, T] bool; true at each track's query frame
+    confidence: np.ndarray  # [N, T] float32 in [0, 1]
+    query_frame: np.ndarray  # [N] int32
+    info: dict[str, Any] = field(default_factory=dict)  # statistics for logs and provenance
+
+    def __post_init__(self) -> None:
+        n, t = self.visibility.shape
+        if self.tracks.shape != (n, t, 2) or self.confidence.shape != (n, t):
+            raise ValueError(
+                f"inconsistent track arrays: tracks {self.tracks.shape}, visibility "
+                f"{self.visibility.shape}, confidence {self.confidence.shape}"
+            )
+        if self.query_frame.shape != (n,):
+            raise ValueError(f"query_frame has shape {self.query_frame.shape}, expected ({n},)")
+
+    @property
+    def num_tracks(self) -> int:
+        return int(self.visibility.shape[0])
+
+    def sorted_by_query(self) -> TrackResult:
+        """The same tracks ordered by query frame (stable), as the contract recommends."""
+        order = np.argsort(self.query_frame, kind="stable")
+        return TrackResult(
+            self.tracks[order],
+            self.visibility[order],
+            self.confidence[order],
+            self.query_frame[order],
+            dict(self.info),
+        )
+
+
+@runtime_checkable
+class Tracker(Protocol):
+    name: str
+
+    def __call__(self, frames: np.ndarray) -> TrackResult: ...
+
+    def provenance(self) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class DepthModel(Protocol):
+    name: str
+    kind: str  # "depth" or "disparity"
+
+    def __call__(self, frames: np.ndarray) -> np.ndarray: ...
+
+    def provenance(self) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class FeatureModel(Protocol):
+    name: str
+    dim: int
+
+    def __call__(
+        self, frames: np.ndarray, tracks: np.ndarray, query_frame: np.ndarray
+    ) -> np.ndarray: ...
+
+    def provenance(self) -> dict[str, Any]: ...
+
+
+class MissingBackendError(ImportError):
+    """A configured back-end needs a package or a checkpoint that is not there."""
+
+
+def require(module: str, backend: str, install: str) -> Any:
+    """Import ``module`` for ``backend``, or raise :class:`MissingBackendError` saying how."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        raise MissingBackendError(
+            f"the {backend!r} back-end needs the Python package {module!r}, which is not "
+            f"installed ({e}). Install it with: {install}"
+        ) from e
+
+
+def query_grid(
+    num_frames: int,
+    height: int,
+    width: int,
+    every: int,
+    grid_px: float,
+    margin_px: float = 0.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Query points on a regular grid on frames ``0, every, 2*every, ...``.
+
+    The grid is offset by half a cell on alternate query frames so that successive query frames
+    sample different pixels. Returns ``points [M, 2]`` (x, y) and ``frames [M]``.
+    """
+    if every < 1 or grid_px <= 0:
+        raise ValueError(f"need every >= 1 and grid_px > 0, got {every}, {grid_px}")
+    pts, frs = [], []
+    for i, q in enumerate(range(0, num_frames, every)):
+        off = grid_px / 2 * (i % 2) + grid_px / 2
+        xs = np.arange(margin_px + off - grid_px / 2, width - margin_px, grid_px)
+        ys = np.arange(margin_px + off - grid_px / 2, height - margin_px, grid_px)
+        xs, ys = xs[xs <= width - 1], ys[ys <= height - 1]
+        gx, gy = np.meshgrid(xs, ys)
+        p = np.stack([gx.ravel(), gy.ravel()], axis=1)
+        pts.append(p)
+        frs.append(np.full(len(p), q, np.int32))
+    return np.concatenate(pts).astype(np.float32), np.concatenate(frs)
+
+
+def check_frames(frames: np.ndarray, what: str = "frames") -> None:
+    """Raise ValueError unless ``frames`` is ``[T, H, W, 3] uint8`` with T >= 1."""
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or len(frames) < 1:
+        raise ValueError(
+            f"{what}: expected [T, H, W, 3] uint8 RGB with T >= 1, got {frames.shape} "
+            f"{frames.dtype}"
+        )
