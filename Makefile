@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml requirements/cpu-lock.txt Makefile
 	$(PIP) install --quiet --upgrade "pip>=24" setuptools wheel
 	# torch first and pinned, so nothing later can pull a different (CUDA) build
 	$(PIP) install --quiet "torch==$(TORCH_VERSION)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX) --extra-index-url https://pypi.org/simple)
-	$(PIP) install --quiet -c requirements/cpu-lock.txt "torch==$(TORCH_VERSION)" -e ".[dev,sam2,plot]"
+	$(PIP) install --quiet -c requirements/cpu-lock.txt "torch==$(TORCH_VERSION)" -e ".[dev,sam2,plot,hf,slurm]"
 	# sam2 from the registry declares torchvision and a newer torch: install it without
 	# dependencies and without its CUDA extension (README, Set-up)
 	SAM2_BUILD_CUDA=0 $(PIP) install --quiet --no-deps --no-build-isolation -c requirements/cpu-lock.txt sam2

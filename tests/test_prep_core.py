@@ -389,3 +389,19 @@ def test_data_prep_video_hydra_entry_point(tmp_path, clip):
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert validate(tmp_path / "out" / "test" / "seq1.h5") == []
+
+
+def test_slurm_launcher_config_composes():
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    from hydra import compose, initialize_config_dir
+
+    from moseg.config import CONF_DIR
+
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose(
+            "prepare",
+            ["hydra/launcher=slurm", "dataset=video", "shard_count=4", "shard_index=3"],
+            return_hydra_config=True,
+        )
+    assert cfg.hydra.launcher._target_.endswith("SlurmLauncher")
+    assert cfg.shard_count == 4 and cfg.hydra.launcher.array_parallelism == 64
