@@ -18,7 +18,7 @@ from moseg.cli import main as moseg_main
 from moseg.io import SequenceFile, validate
 from moseg.io.contract import LABEL_MOVING, LABEL_STATIC, LABEL_UNKNOWN, MASK_VOID, Sequence
 from moseg.prep.appearance import AppearanceFeatures
-from moseg.prep.base import TrackResult, query_grid
+from moseg.prep.base import query_grid
 from moseg.prep.frames import FrameError, FrameSpec, natural_key, read_frames
 from moseg.prep.jobs import job_state, make_job, run_jobs, shard
 from moseg.prep.labels import label_from_masks
@@ -405,3 +405,20 @@ def test_slurm_launcher_config_composes():
         )
     assert cfg.hydra.launcher._target_.endswith("SlurmLauncher")
     assert cfg.shard_count == 4 and cfg.hydra.launcher.array_parallelism == 64
+
+
+def test_missing_backend_message_reaches_the_user(tmp_path, clip, capsys):
+    write_folder(tmp_path / "v", clip.render.frames[:3])
+    rc = moseg_main(
+        [
+            "preprocess",
+            str(tmp_path / "v"),
+            "--out",
+            str(tmp_path / "o"),
+            "tracker=tapir",
+            f"tracker.checkpoint={tmp_path / 'none.pt'}",
+        ]
+    )
+    text = capsys.readouterr().out
+    assert rc == 1 and "FAILED v: MissingBackendError" in text
+    assert "tapnet" in text or "checkpoint" in text

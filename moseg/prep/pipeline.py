@@ -22,7 +22,7 @@ from moseg.io.contract import (
     normalise_depth,
     sample_depth,
 )
-from moseg.prep.base import TrackResult, check_frames
+from moseg.prep.base import MissingBackendError, TrackResult, check_frames
 from moseg.prep.frames import Frames
 from moseg.prep.labels import label_from_masks
 
@@ -43,7 +43,14 @@ def build_backend(cfg: Mapping[str, Any] | None) -> Any:
     if key not in _BUILT:
         from hydra.utils import instantiate
 
-        _BUILT[key] = instantiate(dict(cfg), _convert_="all")
+        try:
+            _BUILT[key] = instantiate(dict(cfg), _convert_="all")
+        except Exception as e:
+            # Hydra wraps constructor errors; show a missing package or checkpoint as it is
+            cause = e.__cause__
+            if isinstance(cause, MissingBackendError | ValueError | FileNotFoundError):
+                raise cause from None
+            raise
     return _BUILT[key]
 
 
