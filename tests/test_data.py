@@ -149,6 +149,10 @@ def test_missing_source_names_path_and_command(tmp_path, tiny_root):
     dm.check_sources()
     with pytest.raises(ValueError, match="768-d"):
         TrackDataModule({"k": {"root": "x", "feature_dim": 768}}, feature_dim=16)
+    # files whose features have another width than configured: named, with the fix
+    dm = TrackDataModule({"synthetic": {"root": str(tiny_root)}}, feature_dim=48, num_workers=0)
+    with pytest.raises(ValueError, match=r"16-d semantic features .* data.feature_dim=16"):
+        dm.check_sources()
 
 
 def test_datamodule_batches(tiny_root):

@@ -275,11 +275,30 @@ class TrackDataModule(L.LightningDataModule):
             prepare(s.prepare)
 
     def check_sources(self) -> None:
-        """Fail at once, naming the path and the command that makes it, if data is missing."""
+        """Fail at once, naming the path and the command that makes it, if data is missing, and
+        naming the file if its semantic features do not have the mixture's width."""
         for s in self.sources:
             for split in (s.train_split, s.val_split):
                 if split:
-                    s.files(split)
+                    files = s.files(split)
+                    if files and self.feature_dim and s.spec.use_features:
+                        self._check_feature_width(s.name, files[0])
+
+    def _check_feature_width(self, source: str, path: Path) -> None:
+        from moseg.io import SequenceFile
+
+        with SequenceFile(path) as f:
+            if not f.has("features"):
+                return
+            width = f.shape("features")[1]
+            made_by = f.meta.provenance.get("features", {}).get("name", "?")
+        if width != self.feature_dim:
+            raise ValueError(
+                f"{path}: has {width}-d semantic features ({made_by}), but data source "
+                f"{source!r} is configured for {self.feature_dim}: set "
+                f"data.feature_dim={width} data.sources.{source}.feature_dim={width}, or convert "
+                "the data with the features the mixture expects"
+            )
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is None:

@@ -637,6 +637,10 @@ class SequenceFile:
             raise KeyError(f"{self.path}: has no dataset {name!r}")
         return self._f[name][index]
 
+    def shape(self, name: str) -> tuple[int, ...]:
+        """Shape of dataset ``name`` without reading it."""
+        return tuple(self._f[name].shape)
+
     def cached(self, name: str) -> np.ndarray:
         """Read a (small) dataset once and keep it, e.g. ``query_frame`` for a sampler."""
         if name not in self._cache:
