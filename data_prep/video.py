@@ -31,9 +31,8 @@ def find_inputs(root: str | Path) -> list[Path]:
     for p in sorted(root.iterdir()):
         if p.name.startswith("."):
             continue
-        if p.is_file() and is_video(p):
-            found.append(p)
-        elif p.is_dir() and any(c.suffix.lower() in IMAGE_EXTS for c in p.iterdir()):
+        is_frames = p.is_dir() and any(c.suffix.lower() in IMAGE_EXTS for c in p.iterdir())
+        if is_frames or (p.is_file() and is_video(p)):
             found.append(p)
     if not found and any(c.suffix.lower() in IMAGE_EXTS for c in root.iterdir()):
         found.append(root)  # the folder itself is a frame folder
