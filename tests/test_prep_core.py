@@ -422,3 +422,14 @@ def test_missing_backend_message_reaches_the_user(tmp_path, clip, capsys):
     text = capsys.readouterr().out
     assert rc == 1 and "FAILED v: MissingBackendError" in text
     assert "tapnet" in text or "checkpoint" in text
+
+
+def test_flow_sampling_many_points_matches_bilinear():
+    from moseg.io.contract import bilinear
+    from moseg.prep.trackers.flow import _sample
+
+    rng = np.random.default_rng(3)
+    field = rng.normal(size=(30, 40, 2)).astype(np.float32)
+    p = rng.uniform(0, 38, size=(40_000, 2)).astype(np.float32)  # > 32767: cv2.remap's limit
+    p[:, 1] *= 28 / 38
+    np.testing.assert_allclose(_sample(field, p), bilinear(field, p[:, 0], p[:, 1]), atol=1e-5)

@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from moseg.io.contract import bilinear
 from moseg.prep.base import TrackResult, check_frames, query_grid
 
 log = logging.getLogger(__name__)
@@ -216,11 +217,11 @@ def _ri(v: np.ndarray, n: int) -> np.ndarray:
 
 
 def _sample(field: np.ndarray, p: np.ndarray) -> np.ndarray:
-    """Bilinear sample of ``field [H, W, 2]`` at ``p [n, 2]`` (x, y); border values outside."""
-    mx = np.ascontiguousarray(p[None, :, 0], dtype=np.float32)
-    my = np.ascontiguousarray(p[None, :, 1], dtype=np.float32)
-    out = cv2.remap(field, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    return out[0]
+    """Bilinear sample of ``field [H, W, 2]`` at ``p [n, 2]`` (x, y); border values outside.
+
+    Exact float interpolation (cv2.remap quantises weights to 1/32 px and limits maps to 32767
+    points per side)."""
+    return bilinear(field, p[:, 0], p[:, 1])
 
 
 def _covered(live: np.ndarray, new: np.ndarray, cell: float, H: int, W: int) -> np.ndarray:
