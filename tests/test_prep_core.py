@@ -433,3 +433,10 @@ def test_flow_sampling_many_points_matches_bilinear():
     p = rng.uniform(0, 38, size=(40_000, 2)).astype(np.float32)  # > 32767: cv2.remap's limit
     p[:, 1] *= 28 / 38
     np.testing.assert_allclose(_sample(field, p), bilinear(field, p[:, 0], p[:, 1]), atol=1e-5)
+
+
+def test_tracker_is_deterministic(clip):
+    a = FlowTracker(progress=False)(clip.render.frames)
+    b = FlowTracker(progress=False)(clip.render.frames)
+    np.testing.assert_array_equal(a.tracks, b.tracks)
+    np.testing.assert_array_equal(a.visibility, b.visibility)

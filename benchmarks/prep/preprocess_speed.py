@@ -2,8 +2,13 @@
 depth) on a real DAVIS sequence at its full 854x480, reading JPEGs and writing the contract file.
 
 Prints ``preprocess_s_per_frame_davis`` (the whole command in this process, so without Python's
-start-up) and the per-stage split, then one JSON line. Target (issue 4): <= 0.2 s per frame on the
-2-core CPU. Needs ../shared/data (or --davis); prints a skip reason and an empty JSON otherwise.
+start-up) and the per-stage split, then one JSON line. Also a tracking-quality figure on real video,
+``tracker_mask_consistency_davis``: with the sequence's ground-truth masks, the fraction of visible
+track points that are on the object exactly when the track's query point is (a track that stays on
+its surface scores 1; one that slides off an object or onto an occluder does not), and the same
+over tracks that start on the object only (``..._object``).
+Target (issue 4): <= 0.2 s per frame on the 2-core CPU. Needs ../shared/data (or --davis);
+prints a skip reason and an empty JSON otherwise.
 
     python benchmarks/prep/preprocess_speed.py [--sequence blackswan] [--davis DIR]
 """
@@ -16,10 +21,27 @@ import tempfile
 import time
 from pathlib import Path
 
+import cv2
+import numpy as np
+
 from moseg.cli import main as moseg_main
 from moseg.io import SequenceFile
 
 DEFAULT_DAVIS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "DAVIS2016"
+
+
+def mask_consistency(
+    tracks: np.ndarray, vis: np.ndarray, query: np.ndarray, masks: np.ndarray
+) -> tuple[float, float]:
+    """Agreement of each visible point's on-object flag with its query point's (all tracks, and
+    tracks starting on the object)."""
+    T, H, W = masks.shape
+    xi = np.clip(np.rint(tracks[..., 0]), 0, W - 1).astype(np.int64)
+    yi = np.clip(np.rint(tracks[..., 1]), 0, H - 1).astype(np.int64)
+    on = masks[np.arange(T)[None], yi, xi]
+    start = on[np.arange(len(query)), query][:, None]
+    agree = on == start
+    return float(agree[vis].mean()), float(agree[vis & start].mean())
 
 
 def main() -> None:
@@ -43,6 +65,14 @@ def main() -> None:
             T, n = f.meta.num_frames, f.meta.num_tracks
             timing = f.meta.provenance["timing"]
             size = f"{f.meta.width}x{f.meta.height}"
+            tracks, vis, q = f.read("tracks"), f.read("visibility"), f.read("query_frame")
+    masks = np.stack(
+        [
+            cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) > 0
+            for p in sorted((args.davis / "Annotations" / "480p" / args.sequence).glob("*.png"))
+        ]
+    )
+    consistency, on_object = mask_consistency(tracks, vis, q, masks)
     figures = {
         "preprocess_s_per_frame_davis": round(secs / T, 4),
         "preprocess_sequence": args.sequence,
@@ -50,6 +80,8 @@ def main() -> None:
         "preprocess_size": size,
         "preprocess_tracks": n,
         **{f"preprocess_{k}_per_frame": round(v / T, 4) for k, v in timing.items()},
+        "tracker_mask_consistency_davis": round(consistency, 4),
+        "tracker_mask_consistency_davis_object": round(on_object, 4),
     }
     for k, v in figures.items():
         print(f"{k:40s} {v}")
