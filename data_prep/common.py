@@ -16,16 +16,20 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from moseg.prep.jobs import Job, Report, run_jobs, shard
+from moseg.prep.frames import FrameSpec
+from moseg.prep.jobs import Job, Report, make_job, run_jobs, shard
 from moseg.utils.atomic import atomic_write_text
 
 log = logging.getLogger(__name__)
+
+Found = tuple[str, str, dict[str, Any]]
+"""A discovered sequence: (output split, name, the keyword arguments of its own job)."""
 
 
 class InputError(ValueError):
@@ -43,6 +47,21 @@ def prep_config(cfg: DictConfig) -> dict[str, Any]:
     return {k: to_dict(cfg.get(k)) for k in ("tracker", "depth", "features", "prep")}
 
 
+def dataset_settings(cfg: DictConfig, d: Mapping[str, Any], fps: float) -> dict[str, Any]:
+    """The job settings of a converter that reads the dataset's own labels, tracks and depth
+    (``d``: the plain ``dataset`` config): frame selection, frame rate (default ``fps``), label
+    and track settings, whether to use the dataset's depth, and the back-ends'
+    (:func:`prep_config`)."""
+    return {
+        "frames": d.get("frames") or {},
+        "fps": float(d.get("fps", fps)),
+        "labels": d.get("labels") or {},
+        "tracks": d.get("tracks") or {},
+        "use_dataset_depth": bool(d.get("use_dataset_depth", True)),
+        "prep": prep_config(cfg),
+    }
+
+
 def select_sequences(found: list[str], wanted: list[str] | None, where: str) -> list[str]:
     """``found`` filtered to ``wanted`` (all when None); unknown names are an error."""
     if wanted is None:
@@ -51,6 +70,70 @@ def select_sequences(found: list[str], wanted: list[str] | None, where: str) -> 
     if missing:
         raise InputError(f"{where}: no sequence(s) {missing}; found {len(found)}: {found[:8]}...")
     return [s for s in found if s in set(wanted)]
+
+
+def select_found(
+    found: list[Found], wanted: list[str] | None, where: str, max_per_split: int | None = None
+) -> list[Found]:
+    """``found`` filtered to ``wanted`` (each ``name`` or ``split/name``; all when None; unknown
+    names are an error, as in :func:`select_sequences`), then cut to the first ``max_per_split``
+    of each split (all when None)."""
+    if wanted is not None:
+        keys = [f"{s}/{n}" for s, n, _ in found]
+        expanded: list[str] = []
+        for w in wanted:
+            w = str(w)
+            hits = [k for k in keys if k == w or k.split("/", 1)[1] == w]
+            expanded += hits or [w]  # an unknown name is reported by select_sequences
+        keep = set(select_sequences(keys, expanded, where))
+        found = [f for f, k in zip(found, keys, strict=True) if k in keep]
+    if max_per_split is None:
+        return found
+    seen: dict[str, int] = {}
+    out = []
+    for item in found:
+        seen[item[0]] = seen.get(item[0], 0) + 1
+        if seen[item[0]] <= int(max_per_split):
+            out.append(item)
+    return out
+
+
+def frame_settings(dataset: Any) -> dict[str, Any]:
+    """``dataset.frames`` as a plain dict, checked here so that a bad setting stops discovery
+    (:class:`InputError`) instead of failing every job."""
+    try:
+        spec = to_dict(dataset.get("frames")) or {}
+        FrameSpec.from_dict(spec)
+    except (TypeError, ValueError) as e:
+        raise InputError(f"dataset.frames: {e}") from e
+    return spec
+
+
+def sequence_jobs(
+    found: Iterable[Found],
+    out: str | Path,
+    fn: str,
+    common: Mapping[str, Any],
+    version: int,
+    *,
+    name_key: str | None = "name",
+    qualified: bool = True,
+) -> list[Job]:
+    """One job per discovered ``(split, name, kwargs)``: it writes ``<out>/<split>/<name>.h5`` (an
+    empty split: ``<out>/<name>.h5``), is named ``split/name`` (``name`` alone unless
+    ``qualified``) and calls ``fn`` with ``common``, then ``split`` and ``{name_key: name}``
+    (left out when ``name_key`` is None), then the item's own ``kwargs``."""
+    out = Path(out)
+    return [
+        make_job(
+            f"{split}/{name}" if qualified else name,
+            out / split / f"{name}.h5",
+            fn,
+            {**common, "split": split, **({name_key: name} if name_key else {}), **kwargs},
+            version=version,
+        )
+        for split, name, kwargs in found
+    ]
 
 
 def run_prepare(cfg: DictConfig, jobs: list[Job], desc: str) -> Report:

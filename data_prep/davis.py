@@ -29,26 +29,34 @@ import logging
 import re
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import cv2
 import numpy as np
 from omegaconf import DictConfig
 from PIL import Image
 
-from data_prep.common import InputError, main, prep_config, to_dict
+from data_prep.common import (
+    InputError,
+    frame_settings,
+    main,
+    prep_config,
+    select_found,
+    sequence_jobs,
+    to_dict,
+)
+from data_prep.raw import RawSequence, pack_rgb, preprocess_masks, read_label_image, voc_palette
 from moseg.io.contract import MASK_VOID, Sequence
 from moseg.prep.frames import (
     IMAGE_EXTS,
     FrameError,
-    Frames,
     FrameSpec,
     list_frame_files,
     natural_key,
     read_frames,
 )
-from moseg.prep.jobs import Job, make_job
-from moseg.prep.pipeline import preprocess, resize_masks
+from moseg.prep.jobs import Job
+from moseg.prep.pipeline import resize_masks
 
 log = logging.getLogger(__name__)
 
@@ -114,50 +122,9 @@ class GroundTruth:
     info: dict[str, Any]  # JSON-able: format, object ids, notes (stored in the provenance)
 
 
-class RawSequence(NamedTuple):
-    """What :func:`read_sequence` returns: unpack as ``frames, masks, annotated, info``."""
-
-    frames: Frames  # the kept frames, possibly resized
-    masks: np.ndarray  # [T, H, W] uint8 at the frames' (possibly resized) size
-    annotated: np.ndarray  # [T] bool
-    info: dict[str, Any]
-
-
 # ----------------------------------------------------------------------------------------------
 # Colour palettes and mask files
 # ----------------------------------------------------------------------------------------------
-def voc_palette(n: int = 256) -> np.ndarray:
-    """The PASCAL VOC colour map ``[n, 3] uint8`` (RGB) that DAVIS 2017 and HOI4D use.
-
-    Index ``i`` spreads its bits over the three channels, most significant bit first: bit ``3k``
-    goes to red bit ``7 - k``, bit ``3k + 1`` to green, bit ``3k + 2`` to blue.
-    """
-    idx = np.arange(n)
-    out = np.zeros((n, 3), np.int64)
-    for k in range(8):
-        for ch in range(3):
-            out[:, ch] |= ((idx >> (3 * k + ch)) & 1) << (7 - k)
-    return out.astype(np.uint8)
-
-
-def pack_rgb(rgb: np.ndarray) -> np.ndarray:
-    """``[..., 3]`` RGB -> ``R * 65536 + G * 256 + B`` as int64 (FBMS's colour value)."""
-    rgb = rgb.astype(np.int64)
-    return (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
-
-
-def read_label_image(path: Path) -> np.ndarray:
-    """A label image as stored: ``[H, W]`` grey or ``[H, W, 3]`` RGB (alpha dropped)."""
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise FrameError(f"{path}: cannot be read as an image (corrupt or not an image)")
-    if img.ndim == 3 and img.shape[2] == 1:
-        img = img[..., 0]
-    if img.ndim == 3:
-        img = cv2.cvtColor(img[..., :3], cv2.COLOR_BGR2RGB)
-    return img
-
-
 def _image_size(path: Path) -> tuple[int, int]:
     """(H, W) of an image, from its header where possible."""
     try:
@@ -839,26 +806,9 @@ def convert(
     rs = read_sequence(
         layout, root, sequence, FrameSpec.from_dict(frames), split=raw_split, options=options
     )
-    return preprocess(
-        rs.frames,
-        prep,
-        name=sequence,
-        source=source,
-        split=split,
-        masks=rs.masks,
-        annotated=rs.annotated,
-        object_moving=None,  # every annotated object moves
-        extra_provenance={
-            "dataset": {
-                "converter": "data_prep.davis",
-                "version": VERSION,
-                "layout": layout,
-                "root": str(root),
-                "sequence": sequence,
-                "options": options,
-                "ground_truth": rs.info,
-            }
-        },
+    dataset = {"layout": layout, "root": str(root), "sequence": sequence, "options": options}
+    return preprocess_masks(
+        rs, prep, "data_prep.davis", VERSION, name=sequence, source=source, split=split, **dataset
     )
 
 
@@ -872,49 +822,31 @@ def make_jobs(cfg: DictConfig) -> list[Job]:
     root = Path(str(d.raw))
     try:
         opts = LayoutOptions.from_dict(d)
-        spec = to_dict(d.get("frames")) or {}
-        FrameSpec.from_dict(spec)
     except (TypeError, ValueError) as e:
         raise InputError(f"dataset settings: {e}") from e
+    spec = frame_settings(d)
     splits = [str(s) for s in (to_dict(d.get("splits")) or [])]
     if not splits:
         raise InputError("dataset.splits is empty: name the splits to convert")
     if layout == "segtrackv2" and len(splits) > 1:
         raise InputError(f"SegTrackv2 has one set; give one split name, not {splits}")
     check_root(layout, root, opts, splits)
-    pairs = [(s, q) for s in splits for q in list_sequences(layout, root, s, options=opts)]
+    found = [(s, q, {}) for s in splits for q in list_sequences(layout, root, s, options=opts)]
     wanted = to_dict(d.get("sequences"))
-    if wanted is not None:
-        wanted = [str(w) for w in wanted]
-        names = {q for _, q in pairs}
-        missing = [w for w in wanted if w not in names]
-        if missing:
-            raise InputError(f"{root}: no sequence(s) {missing} in splits {splits}")
-        pairs = [(s, q) for s, q in pairs if q in set(wanted)]
-    if not pairs:
+    found = select_found(found, wanted, f"{root} (splits {splits})")
+    if not found:
         raise InputError(f"{root}: no sequences found for splits {splits}")
-    out = Path(str(d.out))
-    prep = prep_config(cfg)
-    source = str(d.get("source") or d.get("name") or layout)
-    return [
-        make_job(
-            name=f"{s}/{q}",
-            out=out / s / f"{q}.h5",
-            fn="data_prep.davis:convert",
-            kwargs={
-                "layout": layout,
-                "root": str(root),
-                "sequence": q,
-                "split": s,
-                "frames": spec,
-                "options": opts.to_dict(),
-                "prep": prep,
-                "source": source,
-            },
-            version=VERSION,
-        )
-        for s, q in pairs
-    ]
+    common = {
+        "layout": layout,
+        "root": str(root),
+        "frames": spec,
+        "options": opts.to_dict(),
+        "prep": prep_config(cfg),
+        "source": str(d.get("source") or d.get("name") or layout),
+    }
+    return sequence_jobs(
+        found, str(d.out), "data_prep.davis:convert", common, VERSION, name_key="sequence"
+    )
 
 
 if __name__ == "__main__":

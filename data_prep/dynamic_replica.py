@@ -38,23 +38,18 @@ import cv2
 import numpy as np
 from omegaconf import DictConfig
 
-from data_prep.common import InputError, main, prep_config, to_dict
-from data_prep.kubric import (
-    build_frames,
-    downscale,
-    filter_found,
-    finite_tracks,
-    grid_queries,
-    inside,
-    limit_per_split,
-    read_id_map,
-    rescale_points,
-    sequence_rng,
+from data_prep.common import (
+    InputError,
+    dataset_settings,
+    main,
+    select_found,
+    sequence_jobs,
+    to_dict,
 )
+from data_prep.raw import float_settings, frame_tracks, grid_rows, read_id_map, sized, track_result
 from moseg.io.contract import LABEL_UNKNOWN, MASK_VOID, Sequence
-from moseg.prep.base import TrackResult
-from moseg.prep.frames import FrameSpec, natural_key, read_image
-from moseg.prep.jobs import Job, make_job
+from moseg.prep.frames import FrameSpec, build_frames, natural_key, read_image, resize_longest
+from moseg.prep.jobs import Job
 from moseg.prep.pipeline import preprocess, resize_masks
 
 log = logging.getLogger(__name__)
@@ -75,11 +70,7 @@ class DynamicRule:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any] | None) -> DynamicRule:
-        d = dict(d or {})
-        unknown = set(d) - {"step_threshold", "object_dynamic_fraction"}
-        if unknown:
-            raise ValueError(f"unknown Dynamic Replica label settings {sorted(unknown)}")
-        rule = cls(**{k: float(v) for k, v in d.items()})
+        rule = float_settings(cls, d, "Dynamic Replica label")
         if rule.step_threshold <= 0 or not 0 <= rule.object_dynamic_fraction < 1:
             raise ValueError(f"need step_threshold > 0 and 0 <= fraction < 1, got {rule}")
         return rule
@@ -327,12 +318,7 @@ def convert(
         maps = []
         for i in kept:
             p = file_of(info[i], "ids", "instance_id_map")
-            m = read_id_map(p)
-            if m.shape != tuple(size0):
-                raise ValueError(
-                    f"{p}: is {m.shape[1]}x{m.shape[0]}, but the frames are {size0[1]}x{size0[0]}"
-                )
-            maps.append(m)
+            maps.append(sized(read_id_map(p), size0, p))
         masks = np.stack(maps)
     lut, raw_ids = compact_ids([ids] + ([masks] if masks is not None else []), where)
     if lut is not None:
@@ -360,12 +346,8 @@ def convert(
                     "dataset.use_dataset_depth=false to convert without the dataset's depth"
                 )
             p = file_of(info[i], "depth", "depth")
-            d = read_geometric_depth(p)
-            if d.shape != tuple(size0):
-                raise ValueError(
-                    f"{p}: is {d.shape[1]}x{d.shape[0]}, but the frames are {size0[1]}x{size0[0]}"
-                )
-            dmaps.append(downscale(d * float(info[i].get("depth_scale") or 1.0), side))
+            d = sized(read_geometric_depth(p), size0, p)
+            dmaps.append(resize_longest(d * float(info[i].get("depth_scale") or 1.0), side))
         depth = np.stack(dmaps)
 
     objects = [
@@ -399,52 +381,14 @@ def convert(
     }
     extra: dict[str, Any] = {"dataset": dataset_info}
 
+    given: dict[str, Any] = {}  # the dataset's own tracks, labels and instances
     if opts.get("use_dataset_tracks", True):
-        xy = rescale_points(np.stack([t["x2"] for t in trajs], axis=1), size0, size)  # [N, T, 2]
-        vis = np.stack([t["vis"] for t in trajs], axis=1) & inside(xy, size)
-        rows, q = grid_queries(
-            vis,
-            int(opts.get("query_every", 32)),
-            int(opts.get("tracks_per_query", 1000)),
-            sequence_rng(int(opts.get("seed", 0)), name),
-        )
-        if len(rows) == 0:
-            raise ValueError(f"{where}: no trajectory point is visible at a query frame")
-        inst = ids.T[rows, q]
-        label = np.where(inst >= 0, object_moving[np.maximum(inst, 0)], LABEL_UNKNOWN).astype(
-            np.int8
-        )  # a vertex without an object (negative id) is unknown
-        gt = TrackResult(
-            tracks=finite_tracks(xy[rows], size).astype(np.float32),
-            visibility=vis[rows],
-            confidence=np.ones((len(rows), len(kept)), np.float32),
-            query_frame=q,
-            info={
-                "source": "dataset trajectories",
-                "points_in_file": n,
-                "queries": f"grid every {int(opts.get('query_every', 32))} frames",
-            },
-        )
+        given = dataset_tracks(trajs, ids, object_moving, size0, size, opts, name, where)
         extra["labels"] = {
             "rule": "given: object_moving of the object the track's own vertex belongs to",
             "ignore_boundary_px": 0,
         }
-        return preprocess(
-            video,
-            prep,
-            name=name,
-            source=SOURCE,
-            split=split,
-            masks=masks,
-            object_moving=object_moving,
-            tracks=gt,
-            label=label,
-            instance=inst.astype(np.int32),
-            depth=depth,
-            depth_kind="depth",
-            extra_provenance=extra,
-        )
-    if masks is None:
+    elif masks is None:
         raise ValueError(
             f"{where}: has no instance_id_map paths, which the tracker path needs to label its "
             "tracks; use the dataset's trajectories (dataset.tracks.use_dataset_tracks=true)"
@@ -457,10 +401,46 @@ def convert(
         split=split,
         masks=masks,
         object_moving=object_moving,
+        **given,
         depth=depth,
         depth_kind="depth",
         extra_provenance=extra,
     )
+
+
+def dataset_tracks(
+    trajs: list[dict[str, np.ndarray]],
+    ids: np.ndarray,
+    object_moving: np.ndarray,
+    size0: tuple[int, int],
+    size: tuple[int, int],
+    opts: Mapping[str, Any],
+    name: str,
+    where: str,
+) -> dict[str, Any]:
+    """The dataset's 2D trajectories of the kept frames (``trajs``, ``ids [T, N]``) as the
+    pipeline's ``tracks``, ``label`` and ``instance``: query frames on a grid, each track
+    visible there and labelled by the object its own vertex belongs to."""
+    xy, vis = frame_tracks(
+        np.stack([t["x2"] for t in trajs], axis=1),  # [N, T, 2]
+        np.stack([t["vis"] for t in trajs], axis=1),
+        size0,
+        size,
+    )
+    rows, q, queries = grid_rows(vis, opts, name, 32, 1000)
+    if len(rows) == 0:
+        raise ValueError(f"{where}: no trajectory point is visible at a query frame")
+    inst = ids.T[rows, q]
+    label = np.where(inst >= 0, object_moving[np.maximum(inst, 0)], LABEL_UNKNOWN).astype(
+        np.int8
+    )  # a vertex without an object (negative id) is unknown
+    info = {
+        "source": "dataset trajectories",
+        "points_in_file": len(trajs[0]["vis"]),
+        "queries": queries,
+    }
+    gt = track_result(xy, vis, rows, q, size, info)
+    return {"tracks": gt, "label": label, "instance": inst.astype(np.int32)}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -512,29 +492,13 @@ def make_jobs(cfg: DictConfig) -> list[Job]:
             f"{root}: no Dynamic Replica sequences for camera {camera!r}; looked for "
             + ", ".join(looked)
         )
-    pairs = set(filter_found([(s, n) for s, n, _ in found], d.get("sequences"), str(root)))
-    found = limit_per_split([f for f in found if (f[0], f[1]) in pairs], d.get("max_per_split"))
+    found = select_found(found, d.get("sequences"), str(root), d.get("max_per_split"))
     common = {
         "camera": camera,
-        "frames": d.get("frames") or {},
-        "fps": float(d.get("fps", 30.0)),
-        "labels": d.get("labels") or {},
-        "tracks": d.get("tracks") or {},
-        "use_dataset_depth": bool(d.get("use_dataset_depth", True)),
         "trusted_pickles": bool(d.get("trusted_pickles", False)),
-        "prep": prep_config(cfg),
+        **dataset_settings(cfg, d, fps=30.0),
     }
-    out = Path(d["out"])
-    return [
-        make_job(
-            f"{split}/{name}",
-            out / split / f"{name}.h5",
-            FN,
-            {**common, **specific, "name": name, "split": split},
-            version=VERSION,
-        )
-        for split, name, specific in found
-    ]
+    return sequence_jobs(found, d["out"], FN, common, VERSION)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ layout, task):
 
 Every 4th frame is kept by default (``dataset.frames.interval``); the frame provenance records
 which. Masks -> object ids: black is background; a colour of HOI4D's colour map (the PASCAL VOC
-one, :func:`data_prep.davis.voc_palette`) takes its index there, so an id means the same part
+one, :func:`data_prep.raw.voc_palette`) takes its index there, so an id means the same part
 in every sequence of an object class (definitions/motion segmentation/label.csv of the HOI4D
 instructions names them); a colour within ``colour_tolerance`` of a map colour snaps to it;
 any other colour gets the next free id, in order of colour value, the same for the whole
@@ -36,12 +36,20 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig
 
-from data_prep.common import InputError, main, prep_config, to_dict
-from data_prep.davis import RawSequence, pack_rgb, read_label_image, voc_palette
+from data_prep.common import (
+    InputError,
+    frame_settings,
+    main,
+    prep_config,
+    select_sequences,
+    sequence_jobs,
+    to_dict,
+)
+from data_prep.raw import RawSequence, pack_rgb, preprocess_masks, read_label_image, voc_palette
 from moseg.io.contract import MASK_VOID, Sequence
 from moseg.prep.frames import FrameError, FrameSpec, read_frames
-from moseg.prep.jobs import Job, make_job
-from moseg.prep.pipeline import preprocess, resize_masks
+from moseg.prep.jobs import Job
+from moseg.prep.pipeline import resize_masks
 
 log = logging.getLogger(__name__)
 
@@ -308,25 +316,10 @@ def convert(
         missing_masks=missing_masks,
         colour_tolerance=colour_tolerance,
     )
-    return preprocess(
-        rs.frames,
-        prep,
-        name=sequence_name(sequence),
-        source=source,
-        split=split,
-        masks=rs.masks,
-        annotated=rs.annotated,
-        object_moving=None,  # everything in the motion masks moves
-        extra_provenance={
-            "dataset": {
-                "converter": "data_prep.hoi4d",
-                "version": VERSION,
-                "raw": str(raw),
-                "annotations": annotations,
-                "sequence": sequence,
-                "ground_truth": rs.info,
-            }
-        },
+    dataset = {"raw": str(raw), "annotations": annotations, "sequence": sequence}
+    name = sequence_name(sequence)
+    return preprocess_masks(
+        rs, prep, "data_prep.hoi4d", VERSION, name=name, source=source, split=split, **dataset
     )
 
 
@@ -345,11 +338,7 @@ def make_jobs(cfg: DictConfig) -> list[Job]:
     missing = str(d.get("missing_masks") or "error")
     if missing not in MISSING_MASKS:
         raise InputError(f"dataset.missing_masks must be one of {MISSING_MASKS}, got {missing!r}")
-    try:
-        spec = to_dict(d.get("frames")) or {}
-        FrameSpec.from_dict(spec)
-    except (TypeError, ValueError) as e:
-        raise InputError(f"dataset.frames: {e}") from e
+    spec = frame_settings(d)
     frac = float(d.get("val_fraction") or 0.0)
     if not 0.0 <= frac < 1.0:
         raise InputError(f"dataset.val_fraction must be in [0, 1), got {frac}")
@@ -362,15 +351,9 @@ def make_jobs(cfg: DictConfig) -> list[Job]:
             raise InputError(f"{raw}: no HOI4D sequences (no */{video} below it)")
     wanted = to_dict(d.get("sequences"))
     if wanted is not None:
-        wanted = [str(w).strip("/") for w in wanted]
-        missing_ids = [w for w in wanted if w not in set(ids)]
-        if missing_ids:
-            raise InputError(f"{raw}: no sequence(s) {missing_ids}; found {len(ids)}: {ids[:4]}")
-        ids = [i for i in ids if i in set(wanted)]
+        ids = select_sequences(ids, [str(w).strip("/") for w in wanted], str(raw))
     splits = assign_splits(ids, frac)
-    out = Path(str(d.out))
-    prep = prep_config(cfg)
-    kwargs_common = {
+    common = {
         "raw": str(raw),
         "frames": spec,
         "annotations": annotations,
@@ -378,19 +361,19 @@ def make_jobs(cfg: DictConfig) -> list[Job]:
         "mask_dirs": [str(m) for m in (to_dict(d.get("mask_dirs")) or MASK_DIRS)],
         "missing_masks": missing,
         "colour_tolerance": int(d.get("colour_tolerance", 24)),
-        "prep": prep,
+        "prep": prep_config(cfg),
         "source": str(d.get("source") or "hoi4d"),
     }
-    return [
-        make_job(
-            name=sequence_name(i),
-            out=out / splits[i] / f"{sequence_name(i)}.h5",
-            fn="data_prep.hoi4d:convert",
-            kwargs={**kwargs_common, "sequence": i, "split": splits[i]},
-            version=VERSION,
-        )
-        for i in ids
-    ]
+    found = [(splits[i], sequence_name(i), {"sequence": i}) for i in ids]
+    return sequence_jobs(
+        found,
+        str(d.out),
+        "data_prep.hoi4d:convert",
+        common,
+        VERSION,
+        name_key=None,
+        qualified=False,
+    )
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ import logging
 import re
 import zipfile
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,11 +37,26 @@ import cv2
 import numpy as np
 from omegaconf import DictConfig
 
-from data_prep.common import InputError, main, prep_config, select_sequences, to_dict
+from data_prep.common import (
+    InputError,
+    dataset_settings,
+    main,
+    select_found,
+    sequence_jobs,
+    to_dict,
+)
+from data_prep.raw import float_settings, frame_tracks, grid_rows, read_id_map, sized, track_result
 from moseg.io.contract import MASK_VOID, Sequence
 from moseg.prep.base import MissingBackendError, TrackResult
-from moseg.prep.frames import FrameError, Frames, FrameSpec, natural_key, read_image, resize_longest
-from moseg.prep.jobs import Job, make_job
+from moseg.prep.frames import (
+    Frames,
+    FrameSpec,
+    build_frames,
+    natural_key,
+    read_image,
+    resize_longest,
+)
+from moseg.prep.jobs import Job
 from moseg.prep.pipeline import preprocess, resize_masks
 
 log = logging.getLogger(__name__)
@@ -51,200 +66,6 @@ SOURCE = "kubric"
 FN = "data_prep.kubric:convert"
 TFDS_INSTALL = "pip install tensorflow-datasets tensorflow"
 FORMATS = ("auto", "tfds", "export")
-
-
-# ----------------------------------------------------------------------------------------------
-# Helpers shared with the other dataset converters (data_prep.dynamic_replica imports them)
-# ----------------------------------------------------------------------------------------------
-def build_frames(
-    read: Callable[[int], np.ndarray],
-    names: list[str],
-    spec: FrameSpec,
-    fps: float,
-    path: str,
-) -> Frames:
-    """Frames ``spec`` keeps out of ``len(names)`` source frames; ``read(i)`` gives frame ``i`` as
-    ``[H, W, 3] uint8`` RGB and ``names[i]`` names it in errors. Every drop or resize is noted."""
-    total = len(names)
-    kept = spec.select(total)
-    if len(kept) == 0:
-        raise FrameError(f"{path}: start={spec.start} is past its {total} frames")
-    out: list[np.ndarray] = []
-    size0: tuple[int, int] | None = None
-    for i in kept:
-        img = read(int(i))
-        if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
-            raise FrameError(
-                f"{names[i]}: expected an RGB uint8 image, got {img.shape} {img.dtype}"
-            )
-        if size0 is None:
-            size0 = (int(img.shape[0]), int(img.shape[1]))
-        elif img.shape[:2] != size0:
-            raise FrameError(
-                f"{names[i]}: frame is {img.shape[1]}x{img.shape[0]}, but {names[kept[0]]} is "
-                f"{size0[1]}x{size0[0]}; all frames of a video must have one size"
-            )
-        out.append(resize_longest(img, spec.longest_side))
-    frames = np.stack(out)
-    notes = []
-    if spec.start:
-        notes.append(f"skipped the first {min(spec.start, total)} frames (start={spec.start})")
-    if spec.interval > 1:
-        notes.append(f"kept every {spec.interval}th frame (interval={spec.interval})")
-    by_interval = len(range(spec.start, total, spec.interval))
-    if len(kept) < by_interval:
-        notes.append(
-            f"dropped the last {by_interval - len(kept)} selected frames "
-            f"(max_frames={spec.max_frames})"
-        )
-    if frames.shape[1:3] != size0:
-        notes.append(
-            f"resized {size0[1]}x{size0[0]} -> {frames.shape[2]}x{frames.shape[1]} "
-            f"(longest_side={spec.longest_side})"
-        )
-    return Frames(
-        frames=frames,
-        fps=float(fps) / spec.interval,
-        path=path,
-        indices=kept,
-        names=[Path(names[i]).stem for i in kept],
-        total_frames=total,
-        original_size=size0,
-        notes=notes,
-    )
-
-
-def read_id_map(path: Path) -> np.ndarray:
-    """An instance-id image (palette, 8- or 16-bit grey PNG) as ``[H, W]`` integer ids.
-
-    OpenCV would expand a palette PNG to colours, so PIL reads the indices."""
-    from PIL import Image, UnidentifiedImageError
-
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: does not exist")
-    try:
-        with Image.open(path) as im:
-            if im.mode not in ("P", "L", "I", "I;16", "I;16B", "I;16L", "1"):
-                raise ValueError(
-                    f"{path}: is a {im.mode} image; expected instance ids (palette or grey PNG)"
-                )
-            ids = np.array(im)
-    except (OSError, UnidentifiedImageError) as e:
-        raise ValueError(f"{path}: cannot be read as an image ({e})") from e
-    if ids.ndim != 2:
-        raise ValueError(f"{path}: expected one channel of instance ids, got shape {ids.shape}")
-    return ids.astype(np.int64)
-
-
-def downscale(img: np.ndarray, max_side: int | None) -> np.ndarray:
-    """A float map ``[H, W]`` area-downscaled so its longer side is at most ``max_side``."""
-    img = img.astype(np.float32, copy=False)
-    h, w = img.shape
-    if not max_side or max(h, w) <= max_side:
-        return img
-    s = max_side / max(h, w)
-    return cv2.resize(
-        img, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA
-    )
-
-
-def rescale_points(xy: np.ndarray, src: tuple[int, int], dst: tuple[int, int]) -> np.ndarray:
-    """(x, y) px in a ``src`` (H, W) frame -> the same points in a ``dst`` (H, W) frame (pixel
-    centres at integers, as cv2.resize aligns them)."""
-    if tuple(src) == tuple(dst):
-        return xy
-    out = xy.astype(np.float32, copy=True)
-    out[..., 0] = (out[..., 0] + 0.5) * (dst[1] / src[1]) - 0.5
-    out[..., 1] = (out[..., 1] + 0.5) * (dst[0] / src[0]) - 0.5
-    return out
-
-
-def inside(xy: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Points within the frame ``[-0.5, W - 0.5] x [-0.5, H - 0.5]`` (and finite)."""
-    H, W = size
-    x, y = xy[..., 0], xy[..., 1]
-    with np.errstate(invalid="ignore"):
-        return (
-            np.isfinite(x)
-            & np.isfinite(y)
-            & (x >= -0.5)
-            & (x <= W - 0.5)
-            & (y >= -0.5)
-            & (y <= H - 0.5)
-        )
-
-
-def finite_tracks(xy: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Tracks with non-finite or far-away coordinates clamped (the contract wants finite values)."""
-    bound = 4.0 * max(size)
-    return np.clip(np.nan_to_num(xy, nan=-bound, posinf=bound, neginf=-bound), -bound, bound)
-
-
-def grid_queries(
-    visibility: np.ndarray, every: int, per_query: int, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
-    """Query frames ``0, every, 2 * every, ...``; for each, up to ``per_query`` of the tracks
-    visible there, drawn without replacement. A track may serve several query frames (the trainer
-    samples one query frame's tracks at a time). Returns rows into ``visibility`` and their query
-    frames, ordered by query frame."""
-    if every < 1 or per_query < 1:
-        raise ValueError(
-            f"need query_every >= 1 and tracks_per_query >= 1, got {every}, {per_query}"
-        )
-    rows, frames = [], []
-    for q in range(0, visibility.shape[1], every):
-        cand = np.flatnonzero(visibility[:, q])
-        if len(cand) > per_query:
-            cand = np.sort(rng.choice(cand, size=per_query, replace=False))
-        rows.append(cand)
-        frames.append(np.full(len(cand), q, np.int32))
-    if not rows:
-        return np.zeros(0, np.int64), np.zeros(0, np.int32)
-    return np.concatenate(rows).astype(np.int64), np.concatenate(frames)
-
-
-def sequence_rng(seed: int, name: str) -> np.random.Generator:
-    """A generator fixed by the seed and the sequence name (same draw on every rerun)."""
-    return np.random.default_rng([int(seed), zlib.crc32(name.encode())])
-
-
-def read_json(path: Path) -> Any:
-    """A JSON file; errors name the file."""
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: does not exist")
-    try:
-        return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path}: is not valid JSON ({e})") from e
-
-
-def filter_found(
-    found: list[tuple[str, str]], wanted: list[str] | None, where: str
-) -> list[tuple[str, str]]:
-    """``(split, name)`` pairs filtered to ``wanted`` names (``name`` or ``split/name``)."""
-    if wanted is None:
-        return found
-    keys = [f"{s}/{n}" for s, n in found]
-    expanded: list[str] = []
-    for w in wanted:
-        w = str(w)
-        hits = [k for k in keys if k == w or k.split("/", 1)[1] == w]
-        expanded += hits or [w]  # an unknown name is reported by select_sequences
-    keep = set(select_sequences(keys, expanded, where))
-    return [p for p, k in zip(found, keys, strict=True) if k in keep]
-
-
-def limit_per_split(found: list[tuple[str, Any]], limit: int | None) -> list[tuple[str, Any]]:
-    """At most ``limit`` entries per split (the first ones), all when None."""
-    if limit is None:
-        return found
-    seen: dict[str, int] = {}
-    out = []
-    for item in found:
-        seen[item[0]] = seen.get(item[0], 0) + 1
-        if seen[item[0]] <= int(limit):
-            out.append(item)
-    return out
 
 
 # ----------------------------------------------------------------------------------------------
@@ -260,11 +81,7 @@ class MotionRule:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any] | None) -> MotionRule:
-        d = dict(d or {})
-        unknown = set(d) - {"move_threshold", "rotate_threshold_deg"}
-        if unknown:
-            raise ValueError(f"unknown Kubric label settings {sorted(unknown)}")
-        rule = cls(**{k: float(v) for k, v in d.items()})
+        rule = float_settings(cls, d, "Kubric label")
         if rule.move_threshold <= 0 or rule.rotate_threshold_deg <= 0:
             raise ValueError(f"label thresholds must be > 0, got {rule}")
         return rule
@@ -322,6 +139,16 @@ def frame_files(folder: Path, prefixes: tuple[str, ...], exts: tuple[str, ...]) 
                 f"(found {len(idx)} {prefixes[0]} frames up to index {idx[-1]})"
             )
     return [found[i] for i in idx]
+
+
+def read_json(path: Path) -> Any:
+    """A JSON file; errors name the file."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: does not exist")
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: is not valid JSON ({e})") from e
 
 
 def _counts_match(folder: Path, what: str, files: list[Path], rgb: list[Path]) -> None:
@@ -423,7 +250,7 @@ def read_export_scene(
     H0, W0 = frames.original_size
     _check_resolution(scene_meta, (H0, W0), meta_path)
 
-    segmentation = np.stack([_sized(read_id_map(seg[i]), (H0, W0), seg[i]) for i in kept])
+    segmentation = np.stack([sized(read_id_map(seg[i]), (H0, W0), seg[i]) for i in kept])
     positions, quaternions, is_dynamic = _instances_arrays(
         meta.get("instances", []), total, kept, str(meta_path)
     )
@@ -433,7 +260,9 @@ def read_export_scene(
         _counts_match(scene_dir, "depth", dfiles, rgb)
         depth = np.stack(
             [
-                downscale(_sized(read_float_map(dfiles[i]), (H0, W0), dfiles[i]), depth_max_side)
+                resize_longest(
+                    sized(read_float_map(dfiles[i]), (H0, W0), dfiles[i]), depth_max_side
+                )
                 for i in kept
             ]
         )
@@ -475,14 +304,6 @@ def _check_resolution(scene_meta: Mapping[str, Any], size: tuple[int, int], wher
             )
 
 
-def _sized(img: np.ndarray, size: tuple[int, int], path: Path | str) -> np.ndarray:
-    if img.shape[:2] != tuple(size):
-        raise ValueError(
-            f"{path}: is {img.shape[1]}x{img.shape[0]}, but the frames are {size[1]}x{size[0]}"
-        )
-    return img
-
-
 def read_npz_tracks(
     path: Path, total: int, frames: Frames, opts: Mapping[str, Any], name: str
 ) -> TrackResult:
@@ -490,7 +311,8 @@ def read_npz_tracks(
 
     ``target_points [N, T, 2]`` (x, y) px, ``occluded [N, T]``; with ``query_frame [N]`` or TAP-Vid
     ``query_points [N, 3]`` (t, y, x) the tracks are carried as they are (a track whose query frame
-    is not kept is dropped), without them query frames are drawn on a grid (:func:`grid_queries`).
+    is not kept is dropped), without them query frames are drawn on a grid
+    (:func:`data_prep.raw.grid_queries`).
     """
     try:
         with np.load(path, allow_pickle=False) as z:
@@ -521,8 +343,7 @@ def read_npz_tracks(
     xy = pts[:, kept]
     if opts.get("origin", "center") == "corner":
         xy = xy - 0.5  # pixel corners at integers -> centres at integers
-    xy = rescale_points(xy, frames.original_size, size)
-    vis = ~occ[:, kept] & inside(xy, size)
+    xy, vis = frame_tracks(xy, ~occ[:, kept], frames.original_size, size)
     info: dict[str, Any] = {"source": "dataset", "file": str(path), "tracks_in_file": len(pts)}
     if query is not None:
         pos = np.full(total, -1, np.int64)
@@ -541,20 +362,10 @@ def read_npz_tracks(
             )
         info["queries"] = "given"
     else:
-        rng = sequence_rng(int(opts.get("seed", 0)), name)
-        rows, q = grid_queries(
-            vis, int(opts.get("query_every", 8)), int(opts.get("tracks_per_query", 5000)), rng
-        )
-        info["queries"] = f"grid every {int(opts.get('query_every', 8))} frames"
+        rows, q, info["queries"] = grid_rows(vis, opts, name, 8, 5000)
     if len(rows) == 0:
         raise ValueError(f"{path}: no track is visible at a query frame of the kept frames")
-    return TrackResult(
-        tracks=finite_tracks(xy[rows], size).astype(np.float32),
-        visibility=vis[rows],
-        confidence=np.ones(vis[rows].shape, np.float32),
-        query_frame=q.astype(np.int32),
-        info=info,
-    )
+    return track_result(xy, vis, rows, q, size, info)
 
 
 def import_tfds() -> Any:
@@ -639,7 +450,7 @@ def read_tfds_example(
             raise ValueError(f"{where}: depth {d.shape} does not match video {video.shape}")
         depth = np.stack(
             [
-                downscale(lo + d[i].astype(np.float32) / 65535.0 * (hi - lo), depth_max_side)
+                resize_longest(lo + d[i].astype(np.float32) / 65535.0 * (hi - lo), depth_max_side)
                 for i in kept
             ]
         )
@@ -870,29 +681,9 @@ def make_jobs(cfg: DictConfig) -> list[Job]:
     raw = str(d["raw"])
     fmt = detect_format(raw, str(d.get("format", "auto")), str(d.get("tfds_name", "movi_f")))
     found = _tfds_found(raw, d) if fmt == "tfds" else _export_found(Path(raw), d)
-    pairs = filter_found([(s, n) for s, n, _ in found], d.get("sequences"), raw)
-    keep = set(pairs)
-    found = limit_per_split([f for f in found if (f[0], f[1]) in keep], d.get("max_per_split"))
-    common = {
-        "format": fmt,
-        "frames": d.get("frames") or {},
-        "fps": float(d.get("fps", 12.0)),
-        "labels": d.get("labels") or {},
-        "tracks": d.get("tracks") or {},
-        "use_dataset_depth": bool(d.get("use_dataset_depth", True)),
-        "prep": prep_config(cfg),
-    }
-    out = Path(d["out"])
-    return [
-        make_job(
-            f"{split}/{name}",
-            out / split / f"{name}.h5",
-            FN,
-            {**common, **specific, "name": name, "split": split},
-            version=VERSION,
-        )
-        for split, name, specific in found
-    ]
+    found = select_found(found, d.get("sequences"), raw, d.get("max_per_split"))
+    common = {"format": fmt, **dataset_settings(cfg, d, fps=12.0)}
+    return sequence_jobs(found, d["out"], FN, common, VERSION)
 
 
 if __name__ == "__main__":

@@ -13,10 +13,18 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from data_prep.common import InputError, main, prep_config, select_sequences, to_dict
+from data_prep.common import (
+    InputError,
+    frame_settings,
+    main,
+    prep_config,
+    select_sequences,
+    sequence_jobs,
+    to_dict,
+)
 from moseg.io.contract import Sequence
 from moseg.prep.frames import IMAGE_EXTS, FrameSpec, is_video, read_frames
-from moseg.prep.jobs import Job, make_job
+from moseg.prep.jobs import Job
 from moseg.prep.pipeline import preprocess
 
 VERSION = 1
@@ -65,28 +73,19 @@ def make_jobs(cfg: DictConfig) -> list[Job]:
         raise InputError(f"two inputs would both be written as {dup}: rename one of them")
     wanted = to_dict(d.get("sequences"))
     keep = set(select_sequences(names, wanted, "dataset.inputs"))
-    spec = to_dict(d.get("frames")) or {}
-    FrameSpec.from_dict(spec)  # fail early on bad settings
-    out = Path(d.out) / d.split if d.get("split") else Path(d.out)
-    prep = prep_config(cfg)
-    return [
-        make_job(
-            name,
-            out / f"{name}.h5",
-            "data_prep.video:convert",
-            {
-                "path": str(p.resolve()),
-                "name": name,
-                "split": d.get("split") or "test",
-                "frames": spec,
-                "fps": float(d.get("fps", 24.0)),
-                "prep": prep,
-            },
-            version=VERSION,
-        )
+    common = {
+        "frames": frame_settings(d),  # fail early on bad settings
+        "fps": float(d.get("fps", 24.0)),
+        "prep": prep_config(cfg),
+    }
+    # without dataset.split the files go straight into dataset.out, as split "test"
+    split = d.get("split")
+    found = [
+        (str(split or ""), name, {"path": str(p.resolve()), "split": split or "test"})
         for p, name in zip(inputs, names, strict=True)
         if name in keep
     ]
+    return sequence_jobs(found, d.out, "data_prep.video:convert", common, VERSION, qualified=False)
 
 
 def convert(

@@ -12,7 +12,9 @@ pipeline stores in the contract file.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -102,6 +104,18 @@ def require(module: str, backend: str, install: str) -> Any:
         ) from e
 
 
+def require_checkpoint(checkpoint: str | None, backend: str, what: str, how: str) -> Path:
+    """The file ``checkpoint``, or :class:`MissingBackendError` saying that the tracker
+    ``backend`` needs ``what`` and ``how`` to get it."""
+    path = Path(checkpoint).expanduser() if checkpoint else None
+    if path is None or not path.is_file():
+        raise MissingBackendError(
+            f"the {backend!r} back-end needs {what}, not found at {str(checkpoint)!r}. {how} and "
+            "pass its path: tracker.checkpoint=PATH"
+        )
+    return path
+
+
 def query_grid(
     num_frames: int,
     height: int,
@@ -128,6 +142,42 @@ def query_grid(
         pts.append(p)
         frs.append(np.full(len(p), q, np.int32))
     return np.concatenate(pts).astype(np.float32), np.concatenate(frs)
+
+
+def grid_track_result(
+    tracks: np.ndarray,
+    confidence: np.ndarray,
+    points: np.ndarray,
+    query_frame: np.ndarray,
+    t0: float,
+    *,
+    visibility: np.ndarray | None = None,
+    pin_confidence: bool = False,
+    **info: Any,
+) -> TrackResult:
+    """A model's tracks ``[N, T, 2]`` (frame px) of the query points ``points [N, 2]`` on frames
+    ``query_frame [N]`` as a :class:`TrackResult`: non-finite coordinates zeroed, each track at
+    its query frame put exactly on its query point and marked visible there (confidence 1 there
+    too with ``pin_confidence``). ``visibility`` defaults to ``confidence > 0.5`` (confidence
+    clipped to [0, 1] first); ``info`` goes into the statistics, after the query counts and
+    before the visible fraction and the seconds since ``t0`` (:func:`time.perf_counter`)."""
+    if visibility is None:
+        confidence = np.clip(np.nan_to_num(confidence), 0.0, 1.0).astype(np.float32)
+        visibility = confidence > 0.5
+    tracks = np.nan_to_num(tracks, nan=0.0, posinf=0.0, neginf=0.0)
+    idx = np.arange(len(query_frame))
+    tracks[idx, query_frame] = points  # the query point itself, exactly
+    visibility[idx, query_frame] = True  # contract: visible at the query frame
+    if pin_confidence:
+        confidence[idx, query_frame] = 1.0
+    stats = {
+        "num_queries": int(len(query_frame)),
+        "query_frames": int(len(np.unique(query_frame))),
+        **info,
+        "visible_fraction": float(visibility.mean()) if visibility.size else 0.0,
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
+    return TrackResult(tracks, visibility, confidence, query_frame.astype(np.int32), stats)
 
 
 def check_frames(frames: np.ndarray, what: str = "frames") -> None:

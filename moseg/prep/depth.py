@@ -4,13 +4,14 @@ The model predicts relative *disparity* (larger = nearer, affine-invariant), one
 the network's input resolution; the pipeline resizes and normalises it per video.
 
 Also home of the small helpers the weight-based back-ends share (:func:`resolve_device`,
-:func:`progress`, :func:`hf_config`, :func:`load_hf_model`).
+:func:`progress`, :func:`hf_config`, :func:`load_hf_model`, :func:`on_device`,
+:func:`run_batches`).
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +102,14 @@ def load_hf_model(
         ) from e
 
 
+def on_device(model: Any, device: str, fp16: bool) -> tuple[Any, torch.device, torch.dtype]:
+    """``(model, device, dtype)``: ``model`` in eval mode on ``device`` (:func:`resolve_device`),
+    in float16 when ``fp16`` and the device is CUDA, else float32."""
+    dev = resolve_device(device)
+    dtype = torch.float16 if fp16 and dev.type == "cuda" else torch.float32
+    return model.to(dev, dtype).eval(), dev, dtype
+
+
 def resize_shorter_side(h: int, w: int, size: int, multiple: int) -> tuple[int, int]:
     """(h', w'): the shorter side scaled to ``size``, aspect kept, both sides rounded to the
     nearest multiple of ``multiple`` (at least one multiple)."""
@@ -124,6 +133,27 @@ def to_model_input(
     mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
     return ((x - mean) / std).to(dtype)
+
+
+def run_batches(
+    fn: Callable[[torch.Tensor], np.ndarray],
+    frames: np.ndarray,
+    size: tuple[int, int],
+    batch_size: int,
+    device: torch.device,
+    dtype: torch.dtype,
+    desc: str,
+) -> np.ndarray:
+    """``fn`` on ``frames [T, H, W, 3] uint8`` in batches of ``batch_size``, each made model input
+    of ``size`` by :func:`to_model_input`, without gradients and with a progress bar; ``fn``'s
+    arrays concatenated."""
+    out = []
+    with torch.inference_mode(), progress(len(frames), desc) as bar:
+        for s in range(0, len(frames), batch_size):
+            x = to_model_input(frames[s : s + batch_size], size, device, dtype)
+            out.append(fn(x))
+            bar.update(len(x))
+    return np.concatenate(out)
 
 
 class DepthAnythingV2:
@@ -157,8 +187,6 @@ class DepthAnythingV2:
         self.checkpoint = None if config is not None else checkpoint
         self.input_size = int(input_size)
         self.batch_size = int(batch_size)
-        self.device = resolve_device(device)
-        self.dtype = torch.float16 if fp16 and self.device.type == "cuda" else torch.float32
         model = load_hf_model(
             transformers.DepthAnythingForDepthEstimation,
             transformers.DepthAnythingConfig,
@@ -167,7 +195,7 @@ class DepthAnythingV2:
             self.name,
             "depth",
         )
-        self.model = model.to(self.device, self.dtype).eval()
+        self.model, self.device, self.dtype = on_device(model, device, fp16)
 
     def input_shape(self, height: int, width: int) -> tuple[int, int]:
         """(h, w) the network sees for frames of ``height x width`` (also the output size)."""
@@ -177,20 +205,20 @@ class DepthAnythingV2:
         """``frames [T, H, W, 3] uint8 RGB`` -> disparity ``[T, h, w] float32`` at the model's
         resolution (:meth:`input_shape`); the caller resizes to the frame size."""
         check_frames(frames)
-        T, H, W = frames.shape[:3]
-        size = self.input_shape(H, W)
-        out = []
-        with torch.inference_mode(), progress(T, self.name) as bar:
-            for s in range(0, T, self.batch_size):
-                x = to_model_input(frames[s : s + self.batch_size], size, self.device, self.dtype)
-                d = self.model(pixel_values=x).predicted_depth  # [B, h, w]
-                if d.ndim == 4:  # some versions keep a channel axis
-                    d = d[:, 0]
-                if tuple(d.shape[-2:]) != size:
-                    d = F.interpolate(d[:, None].float(), size=size, mode="bilinear")[:, 0]
-                out.append(d.float().cpu().numpy())
-                bar.update(len(x))
-        return np.concatenate(out).astype(np.float32, copy=False)
+        size = self.input_shape(*frames.shape[1:3])
+
+        def disparity(x: torch.Tensor) -> np.ndarray:
+            d = self.model(pixel_values=x).predicted_depth  # [B, h, w]
+            if d.ndim == 4:  # some versions keep a channel axis
+                d = d[:, 0]
+            if tuple(d.shape[-2:]) != size:
+                d = F.interpolate(d[:, None].float(), size=size, mode="bilinear")[:, 0]
+            return d.float().cpu().numpy()
+
+        out = run_batches(
+            disparity, frames, size, self.batch_size, self.device, self.dtype, self.name
+        )
+        return out.astype(np.float32, copy=False)
 
     def provenance(self) -> dict[str, Any]:
         return {

@@ -28,13 +28,7 @@ import torch.nn.functional as F
 
 from moseg.io.contract import bilinear
 from moseg.prep.base import check_frames, require
-from moseg.prep.depth import (
-    HF_INSTALL,
-    load_hf_model,
-    progress,
-    resolve_device,
-    to_model_input,
-)
+from moseg.prep.depth import HF_INSTALL, load_hf_model, on_device, run_batches
 
 FACETS = ("key", "query", "value", "token")
 # attention projections by facet: transformers 5.x names first, then 4.x (Dinov2SelfAttention)
@@ -116,8 +110,6 @@ class DinoV2Features:
         self.facet = facet
         self.normalize = bool(normalize)
         self.batch_size = max(1, int(batch_size))
-        self.device = resolve_device(device)
-        self.dtype = torch.float16 if fp16 and self.device.type == "cuda" else torch.float32
         model = load_hf_model(
             transformers.Dinov2Model,
             transformers.Dinov2Config,
@@ -126,7 +118,7 @@ class DinoV2Features:
             self.name,
             "features",
         )
-        self.model = model.to(self.device, self.dtype).eval()
+        self.model, self.device, self.dtype = on_device(model, device, fp16)
         cfg = self.model.config
         p = cfg.patch_size
         self.patch = int(p if isinstance(p, int) else p[0])
@@ -196,14 +188,15 @@ class DinoV2Features:
 
     def _maps(self, frames: np.ndarray) -> np.ndarray:
         """``frames [Q, H, W, 3] uint8`` -> token maps ``[Q, h, w, C] float32``."""
-        size = self.input_shape(*frames.shape[1:3])
-        out = []
-        with torch.inference_mode(), progress(len(frames), self.name) as bar:
-            for s in range(0, len(frames), self.batch_size):
-                x = to_model_input(frames[s : s + self.batch_size], size, self.device, self.dtype)
-                out.append(self._forward(x).float().cpu().numpy())
-                bar.update(len(x))
-        return np.concatenate(out)
+        return run_batches(
+            lambda x: self._forward(x).float().cpu().numpy(),
+            frames,
+            self.input_shape(*frames.shape[1:3]),
+            self.batch_size,
+            self.device,
+            self.dtype,
+            self.name,
+        )
 
     def _finish(self, feats: np.ndarray) -> np.ndarray:
         if self.normalize:

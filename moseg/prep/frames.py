@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -160,8 +161,9 @@ def read_image(path: str | Path) -> np.ndarray:
 
 
 def resize_longest(img: np.ndarray, longest_side: int | None) -> np.ndarray:
-    """Downscale so the longer side is at most ``longest_side`` (area filter); never upscale."""
-    if longest_side is None:
+    """Downscale so the longer side is at most ``longest_side`` (area filter); never upscale.
+    No limit when ``longest_side`` is None or 0."""
+    if not longest_side:
         return img
     h, w = img.shape[:2]
     s = longest_side / max(h, w)
@@ -210,6 +212,53 @@ def _notes(spec: FrameSpec, total: int, kept: np.ndarray, size0, size1) -> list[
     return notes
 
 
+def build_frames(
+    read: Callable[[int], np.ndarray],
+    names: list[str],
+    spec: FrameSpec,
+    fps: float,
+    path: str,
+    notes: list[str] | None = None,
+) -> Frames:
+    """The frames ``spec`` keeps out of ``len(names)`` source frames, resized as it says.
+
+    ``read(i)`` gives source frame ``i`` as ``[H, W, 3] uint8`` RGB and ``names[i]`` names it (a
+    file path, or any label) in errors and, by its stem, in :attr:`Frames.names`. Every drop or
+    resize is noted after ``notes``."""
+    total = len(names)
+    kept = spec.select(total)
+    if len(kept) == 0:
+        raise FrameError(f"{path}: start={spec.start} is past its {total} frames")
+    out: list[np.ndarray] = []
+    size0: tuple[int, int] | None = None
+    for i in kept:
+        img = read(int(i))
+        if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
+            raise FrameError(
+                f"{names[i]}: expected an RGB uint8 image, got {img.shape} {img.dtype}"
+            )
+        if size0 is None:
+            size0 = (int(img.shape[0]), int(img.shape[1]))
+        elif img.shape[:2] != size0:
+            raise FrameError(
+                f"{names[i]}: frame is {img.shape[1]}x{img.shape[0]}, but "
+                f"{Path(names[kept[0]]).name} is {size0[1]}x{size0[0]}; all frames of a video "
+                "must have one size"
+            )
+        out.append(resize_longest(img, spec.longest_side))
+    frames = np.stack(out)
+    return Frames(
+        frames=frames,
+        fps=float(fps) / spec.interval,
+        path=path,
+        indices=kept,
+        names=[Path(names[i]).stem for i in kept],
+        total_frames=total,
+        original_size=size0,
+        notes=list(notes or []) + _notes(spec, total, kept, size0, frames.shape[1:3]),
+    )
+
+
 def _read_folder(folder: Path, spec: FrameSpec, fps: float) -> Frames:
     files, other = list_frame_files(folder)
     notes = []
@@ -219,31 +268,8 @@ def _read_folder(folder: Path, spec: FrameSpec, fps: float) -> Frames:
         )
         log.warning("%s", msg)
         notes.append(msg)
-    kept = spec.select(len(files))
-    if len(kept) == 0:
-        raise FrameError(f"{folder}: start={spec.start} is past its {len(files)} frames")
-    out, size0 = [], None
-    for i in kept:
-        img = read_image(files[i])
-        if size0 is None:
-            size0 = img.shape[:2]
-        elif img.shape[:2] != size0:
-            raise FrameError(
-                f"{files[i]}: frame is {img.shape[1]}x{img.shape[0]}, but {files[kept[0]].name} "
-                f"is {size0[1]}x{size0[0]}; all frames of a video must have one size"
-            )
-        out.append(resize_longest(img, spec.longest_side))
-    frames = np.stack(out)
-    notes += _notes(spec, len(files), kept, size0, frames.shape[1:3])
-    return Frames(
-        frames=frames,
-        fps=float(fps) / spec.interval,
-        path=str(folder),
-        indices=kept,
-        names=[files[i].stem for i in kept],
-        total_frames=len(files),
-        original_size=(int(size0[0]), int(size0[1])),
-        notes=notes,
+    return build_frames(
+        lambda i: read_image(files[i]), [str(f) for f in files], spec, fps, str(folder), notes
     )
 
 

@@ -17,7 +17,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from moseg.prep.base import MissingBackendError, TrackResult, check_frames, query_grid, require
+from moseg.prep.base import (
+    TrackResult,
+    check_frames,
+    grid_track_result,
+    query_grid,
+    require,
+    require_checkpoint,
+)
 from moseg.prep.depth import resolve_device
 
 INSTALL = "pip install 'cotracker @ git+https://github.com/facebookresearch/co-tracker'"
@@ -54,13 +61,12 @@ class CoTrackerTracker:
         predictor = require("cotracker.predictor", self.name, INSTALL)
         if chunk_size < 1:
             raise ValueError("chunk_size must be >= 1")
-        path = Path(checkpoint).expanduser() if checkpoint else None
-        if path is None or not path.is_file():
-            raise MissingBackendError(
-                f"the {self.name!r} back-end needs a CoTracker checkpoint, not found at "
-                f"{str(checkpoint)!r}. Download CoTracker3 offline from {CHECKPOINT_URL} and pass "
-                "its path: tracker.checkpoint=PATH"
-            )
+        path = require_checkpoint(
+            checkpoint,
+            self.name,
+            "a CoTracker checkpoint",
+            f"Download CoTracker3 offline from {CHECKPOINT_URL}",
+        )
         self.checkpoint = str(path)
         self.backward_tracking = bool(backward_tracking)
         self.query_every = int(query_every)
@@ -94,24 +100,13 @@ class CoTrackerTracker:
                 vis.append(vi[0].reshape(T, -1).transpose(0, 1).cpu())  # [n, T]
         tr = torch.cat(tracks).numpy().astype(np.float32)
         v = torch.cat(vis)
-        if v.dtype == torch.bool:
-            visibility = v.numpy()
-            confidence = visibility.astype(np.float32)
-        else:
-            confidence = np.clip(np.nan_to_num(v.float().numpy()), 0.0, 1.0).astype(np.float32)
-            visibility = confidence > 0.5
-        tr = np.nan_to_num(tr, nan=0.0, posinf=0.0, neginf=0.0)
-        idx = np.arange(len(qf))
-        tr[idx, qf] = pts  # the query point itself, exactly
-        visibility[idx, qf] = True  # contract: visible at the query frame
-        confidence[idx, qf] = 1.0
-        info = {
-            "num_queries": int(len(qf)),
-            "query_frames": int(len(np.unique(qf))),
-            "visible_fraction": float(visibility.mean()) if visibility.size else 0.0,
-            "seconds": round(time.perf_counter() - t0, 3),
-        }
-        return TrackResult(tr, visibility, confidence, qf.astype(np.int32), info)
+        if v.dtype == torch.bool:  # thresholded by CoTracker itself
+            seen = v.numpy()
+            return grid_track_result(
+                tr, seen.astype(np.float32), pts, qf, t0, visibility=seen, pin_confidence=True
+            )
+        # a float output is a probability
+        return grid_track_result(tr, v.float().numpy(), pts, qf, t0, pin_confidence=True)
 
     def provenance(self) -> dict[str, Any]:
         return {

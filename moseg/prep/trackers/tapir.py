@@ -18,7 +18,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from moseg.prep.base import MissingBackendError, TrackResult, check_frames, query_grid, require
+from moseg.prep.base import (
+    TrackResult,
+    check_frames,
+    grid_track_result,
+    query_grid,
+    require,
+    require_checkpoint,
+)
 from moseg.prep.depth import resolve_device
 
 INSTALL = "pip install 'tapnet @ git+https://github.com/google-deepmind/tapnet'"
@@ -65,13 +72,12 @@ class TapirTracker:
                 raise ValueError(f"resize must be multiples of 8, got {resize}")
         if chunk_size < 1 or query_chunk_size < 1:
             raise ValueError("chunk_size and query_chunk_size must be >= 1")
-        path = Path(checkpoint).expanduser() if checkpoint else None
-        if path is None or not path.is_file():
-            raise MissingBackendError(
-                f"the {self.name!r} back-end needs the BootsTAPIR PyTorch checkpoint, not found at "
-                f"{str(checkpoint)!r}. Download it from {CHECKPOINT_URL} and pass its path: "
-                "tracker.checkpoint=PATH"
-            )
+        path = require_checkpoint(
+            checkpoint,
+            self.name,
+            "the BootsTAPIR PyTorch checkpoint",
+            f"Download it from {CHECKPOINT_URL}",
+        )
         self.checkpoint = str(path)
         self.resize = resize
         self.query_every = int(query_every)
@@ -130,20 +136,7 @@ class TapirTracker:
         confidence = torch.cat(conf).float().numpy().astype(np.float32)
         tr[..., 0] = tr[..., 0] * (W / rw) - 0.5
         tr[..., 1] = tr[..., 1] * (H / rh) - 0.5
-        tr = np.nan_to_num(tr, nan=0.0, posinf=0.0, neginf=0.0)
-        confidence = np.clip(np.nan_to_num(confidence), 0.0, 1.0)
-        visibility = confidence > 0.5
-        idx = np.arange(len(qf))
-        tr[idx, qf] = pts  # the query point itself, exactly
-        visibility[idx, qf] = True  # contract: visible at the query frame
-        info = {
-            "num_queries": int(len(qf)),
-            "query_frames": int(len(np.unique(qf))),
-            "model_size": [int(rh), int(rw)],
-            "visible_fraction": float(visibility.mean()) if visibility.size else 0.0,
-            "seconds": round(time.perf_counter() - t0, 3),
-        }
-        return TrackResult(tr, visibility, confidence, qf.astype(np.int32), info)
+        return grid_track_result(tr, confidence, pts, qf, t0, model_size=[int(rh), int(rw)])
 
     def provenance(self) -> dict[str, Any]:
         return {
