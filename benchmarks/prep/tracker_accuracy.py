@@ -79,10 +79,10 @@ def main() -> None:
         "tracker_median_err_px_all_gt_visible": round(float(np.median(np.concatenate(errs_gt))), 3),
         "tracker_visibility_acc": round(agree / total, 4),
         "tracker_delta_avg": round(float(np.mean(deltas)), 4),
-        "clips": args.clips,
-        "size": args.size,
-        "frames": args.frames,
-        "seconds_per_clip": round(secs / args.clips, 2),
+        "tracker_clips": args.clips,
+        "tracker_clip_size": args.size,
+        "tracker_clip_frames": args.frames,
+        "tracker_seconds_per_clip": round(secs / args.clips, 2),
     }
     for k, v in out.items():
         print(f"{k:40s} {v}")
