@@ -43,10 +43,6 @@ class Job:
     kwargs: dict[str, Any] = field(default_factory=dict)  # JSON-able
     digest: str = ""  # set by make_job from fn + kwargs + extra
 
-    @property
-    def label(self) -> str:
-        return self.name
-
 
 def make_job(name: str, out: str | Path, fn: str, kwargs: dict[str, Any], version: int = 1) -> Job:
     """A job whose digest covers the function, its version and every argument."""

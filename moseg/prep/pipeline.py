@@ -113,8 +113,11 @@ def preprocess(
         tracks = tracker(video)
         if label is not None or instance is not None:
             raise ValueError("label/instance can only be given together with tracks")
-    if label is None and instance is None:
-        tracks = tracks.sorted_by_query()
+    # the contract wants tracks grouped by query frame; given labels follow their tracks
+    order = np.argsort(tracks.query_frame, kind="stable")
+    tracks = tracks.sorted_by_query()
+    label = None if label is None else np.asarray(label)[order]
+    instance = None if instance is None else np.asarray(instance)[order]
     timing["track_s"] = time.perf_counter() - t0
     if tracks.tracks.shape[1] != T:
         raise ValueError(f"{name}: tracker returned {tracks.tracks.shape[1]} frames, video has {T}")

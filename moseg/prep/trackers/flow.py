@@ -154,9 +154,7 @@ class FlowTracker:
                 start += n
 
         # backward pass: every group from its query frame down to frame 0
-        for g, (xy, vis, err, q) in enumerate(
-            zip(xy_list, vis_list, err_list, q_list, strict=True)
-        ):
+        for xy, vis, err, q in zip(xy_list, vis_list, err_list, q_list, strict=True):
             t0 = int(q[0]) if len(q) else 0
             if t0 == 0 or not len(q):
                 continue
@@ -168,7 +166,6 @@ class FlowTracker:
                 lost_b = np.where(ok, 0, lost_b + 1)
                 a &= lost_b <= self.max_lost
                 xy[:, t - 1], vis[:, t - 1], err[:, t - 1] = p, a & ok, e
-            xy_list[g] = xy
 
         tracks = np.concatenate(xy_list) if xy_list else np.zeros((0, T, 2), np.float32)
         visibility = np.concatenate(vis_list) if vis_list else np.zeros((0, T), bool)
