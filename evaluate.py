@@ -1,10 +1,36 @@
-"""Run a benchmark: ``python evaluate.py bench=davis2016_moving``.
+"""Run a benchmark: ``python evaluate.py bench=davis2016_moving [ckpt=...] [densify=...]``.
 
-NOT IMPLEMENTED YET: metrics, densification and benchmarks come after the trainer and the data
-preparation tools. Until then this entry point only says so.
+Preprocesses (cached), classifies, densifies, writes indexed PNG masks and scores them (J, F,
+J&F); ``masks_dir=DIR`` only scores existing masks. See the README, "Benchmarks".
 """
 
+import logging
 import sys
 
+import hydra
+from omegaconf import DictConfig
+
+import moseg.config  # noqa: F401  (registers the config resolvers)
+from data_prep.common import InputError
+from moseg.evaluation.run import EvaluationError, run
+from moseg.metrics import ShapeMismatchError, TooManyObjectsError
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
+def main(cfg: DictConfig) -> None:
+    try:
+        run(cfg)
+    except (
+        EvaluationError,
+        InputError,
+        ShapeMismatchError,
+        TooManyObjectsError,
+        FileNotFoundError,
+    ) as e:
+        logging.getLogger("evaluate").error("%s", e)
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
 if __name__ == "__main__":
-    sys.exit("evaluate.py: benchmarks are not implemented yet (planned after the trainer).")
+    main()

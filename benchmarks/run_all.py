@@ -1,4 +1,4 @@
-"""`make bench`: run every script in benchmarks/perf/ and benchmarks/prep/, each in its own
+"""`make bench`: run every script in benchmarks/{perf,prep,davis2016,sam2}/, each in its own
 process, and print as the last line one JSON object holding every figure by name. Exits non-zero
 if a script failed."""
 
@@ -14,7 +14,8 @@ def main() -> int:
     here = Path(__file__).resolve().parent
     figures: dict[str, object] = {}
     failed = []
-    for script in [p for d in ("perf", "prep") for p in sorted((here / d).glob("*.py"))]:
+    dirs = ("perf", "prep", "davis2016", "sam2")
+    for script in [p for d in dirs for p in sorted((here / d).glob("*.py"))]:
         print(f"== {script.name}", flush=True)
         proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True)
         sys.stdout.write(proc.stdout)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from fractions import Fraction
 from pathlib import Path
 
 import cv2
@@ -93,4 +95,43 @@ def save_png(path: str | Path, rgb: np.ndarray) -> Path:
         raise OSError(f"{path}: PNG encoding failed")
     with atomic_path(path) as tmp:
         tmp.write_bytes(buf.tobytes())
+    return path
+
+
+def overlay_masks(frame: np.ndarray, labels: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+    """``frame [H, W, 3]`` RGB with each object of ``labels [H, W]`` (0 background) tinted in
+    its DAVIS palette colour (``alpha`` opacity) and outlined. Returns a new image."""
+    img = frame.astype(np.float32)
+    pal = davis_palette()
+    ids = [i for i in np.unique(labels) if i not in (0, 255)]
+    for i in ids:
+        m = labels == i
+        img[m] = (1 - alpha) * img[m] + alpha * pal[i].astype(np.float32)
+    out = np.clip(img, 0, 255).astype(np.uint8)
+    for i in ids:
+        m = (labels == i).astype(np.uint8)
+        contours, _ = cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        cv2.drawContours(out, contours, -1, tuple(int(c) for c in pal[i]), 2, cv2.LINE_AA)
+    return out
+
+
+def write_video(
+    path: str | Path, frames: Iterable[np.ndarray], fps: float, size: tuple[int, int]
+) -> Path:
+    """Encode RGB ``frames`` (each ``[H, W, 3]`` with ``size`` = (H, W)) as H.264 mp4, atomically;
+    frames are consumed one at a time (memory does not grow with length)."""
+    import av
+
+    path = Path(path)
+    H, W = size
+    with atomic_path(path) as tmp, av.open(str(tmp), mode="w", format="mp4") as out:
+        stream = out.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+        stream.width, stream.height = W - W % 2, H - H % 2  # yuv420p needs even sides
+        stream.pix_fmt = "yuv420p"
+        for f in frames:
+            f = np.ascontiguousarray(f[: stream.height, : stream.width])
+            for pkt in stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                out.mux(pkt)
+        for pkt in stream.encode():
+            out.mux(pkt)
     return path

@@ -1,0 +1,905 @@
+"""SAM2 densification: moving tracks -> per-object masks with the SAM2 video predictor.
+
+Shapes: ``T`` frames of ``H x W`` (the frames' own resolution: tracks come in and masks go out
+at it); ``N`` tracks; ``P`` prompt points; ``K`` objects.
+
+The algorithm (:func:`densify_with_predictor`) talks to SAM2 only through the small
+:class:`VideoPredictor` protocol, so it runs the same on the real model (:class:`Sam2Predictor`)
+and on a deterministic fake in the tests. Every number is a knob of :class:`Sam2Params`.
+
+1. **Group.** Among the moving tracks not yet used, count the visible ones per frame; the
+   *canonical frame* is the temporally middle one of the ``canonical_top_fraction`` of frames with
+   the most of them. Click the medoid of the visible tracks there (a fresh SAM2 session, one
+   positive point), dilate the mask (``dilate_kernel`` square, ``dilate_iterations`` times) and
+   collect the tracks inside it. With at least ``min_tracks`` of them the group becomes an object.
+   Either way the covered tracks *and the clicked track* leave the pool (so an empty mask still
+   makes progress and a rejected region is not clicked again). Stop after ``max_rounds`` clicks
+   or when fewer than ``min_tracks`` tracks are left.
+2. **Prompt and propagate, per object** (a fresh session each). Prompt frames: the canonical
+   frame, then every ``prompt_every`` frames from it in both directions, skipping frames where
+   fewer than ``prompt_min_tracks`` of the object's tracks are visible. On each, click the medoid
+   of the object's visible tracks; when the (dilated) mask holds fewer than ``reprompt_coverage``
+   of them, replace that click by ``reprompt_points`` points (the track nearest the centroid,
+   then farthest-point sampling). Propagate forward from the first prompted frame and, when that
+   is not frame 0, backward from it.
+3. **Merge** objects whose masks agree (IoU > ``merge_iou`` or the smaller one covered more than
+   ``merge_cover``) on at least ``merge_min_frames`` of the frames (``merge_over``: frames where
+   either object is present, or all frames); merging is transitive (union-find), masks are OR-ed.
+4. **Label map.** Objects with empty masks are dropped. Overlapping pixels go to the *smaller*
+   object (total area over the video): masks are painted from the largest down. Ids 1..K follow
+   ``order``: ``size`` (decreasing total area) or ``appearance`` (first frame with a pixel).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import logging
+import math
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import cv2
+import numpy as np
+
+from moseg.densify.base import DensifyResult, TrackSet, check_inputs
+
+log = logging.getLogger(__name__)
+
+INSTALL = (
+    "pip install -e '.[sam2]' && SAM2_BUILD_CUDA=0 pip install --no-deps --no-build-isolation "
+    "sam2==1.1.0 (or `make setup`; a plain `pip install sam2` works too but pulls torchvision "
+    "and a CUDA torch)"
+)
+# Meta's release folders: SAM 2.1 (2024-09-28) and SAM 2 (2024-07-28)
+CHECKPOINT_URLS = {
+    "sam2.1": "https://dl.fbaipublicfiles.com/segment_anything_2/092824/",
+    "sam2": "https://dl.fbaipublicfiles.com/segment_anything_2/072824/",
+}
+SIZE_NAMES = {"t": "tiny", "s": "small", "b+": "base_plus", "l": "large"}
+
+SIZES = {
+    "t": "t",
+    "tiny": "t",
+    "s": "s",
+    "small": "s",
+    "b+": "b+",
+    "b": "b+",
+    "base_plus": "b+",
+    "base-plus": "b+",
+    "l": "l",
+    "large": "l",
+}
+MERGE_OVER = ("union", "all")
+ORDERS = ("size", "appearance")
+DTYPES = ("auto", "bfloat16", "float16", "float32")
+
+
+# --------------------------------------------------------------------------------------------
+# the predictor protocol
+
+
+class VideoPredictor(Protocol):
+    """What the algorithm needs from SAM2. Points are ``[P, 2]`` float (x, y) in frame pixels
+    (pixel centres at integers); labels ``[P]`` int (1 positive, 0 negative); masks ``[H, W]``
+    bool at the frame resolution."""
+
+    def load(self, frames: np.ndarray) -> None:
+        """Take the video ``[T, H, W, 3] uint8 RGB`` (replacing any earlier one)."""
+
+    def reset(self) -> None:
+        """Forget every object, prompt and result; keep the video."""
+
+    def click(self, frame: int, obj_id: int, points: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """Set (replace) object ``obj_id``'s prompt on ``frame``; its mask there ``[H, W]``."""
+
+    def propagate(self, start: int, reverse: bool) -> Iterator[tuple[int, dict[int, np.ndarray]]]:
+        """Track every prompted object from ``start`` to the last frame (to frame 0 when
+        ``reverse``); yields ``(frame, {obj_id: mask [H, W] bool})``."""
+
+    def release(self) -> None:
+        """Free the video and its state."""
+
+
+# --------------------------------------------------------------------------------------------
+# the algorithm
+
+
+@dataclass
+class Sam2Params:
+    """The numbers of the densification algorithm (module docstring; defaults as released)."""
+
+    canonical_top_fraction: float = 0.2
+    dilate_kernel: int = 6
+    dilate_iterations: int = 3
+    min_tracks: int = 6
+    max_rounds: int = 10
+    prompt_every: int = 16
+    prompt_min_tracks: int = 3
+    reprompt_coverage: float = 0.7
+    reprompt_points: int = 3
+    merge_iou: float = 0.9
+    merge_cover: float = 0.9
+    merge_min_frames: float = 0.3
+    merge_over: str = "union"
+    order: str = "size"
+
+    def __post_init__(self) -> None:
+        if not 0 < self.canonical_top_fraction <= 1:
+            raise ValueError(
+                f"canonical_top_fraction must be in (0, 1], got {self.canonical_top_fraction}"
+            )
+        if self.dilate_kernel < 0 or self.dilate_iterations < 0:
+            raise ValueError("dilate_kernel and dilate_iterations must be >= 0")
+        if self.min_tracks < 1 or self.max_rounds < 0 or self.prompt_min_tracks < 1:
+            raise ValueError("need min_tracks >= 1, prompt_min_tracks >= 1, max_rounds >= 0")
+        if self.max_rounds > 254:
+            raise ValueError("max_rounds must be <= 254 (uint8 label maps)")
+        if self.prompt_every < 1 or self.reprompt_points < 1:
+            raise ValueError("prompt_every and reprompt_points must be >= 1")
+        if self.merge_over not in MERGE_OVER:
+            raise ValueError(f"merge_over must be one of {MERGE_OVER}, got {self.merge_over!r}")
+        if self.order not in ORDERS:
+            raise ValueError(f"order must be one of {ORDERS}, got {self.order!r}")
+
+
+def canonical_frame(counts: np.ndarray, top_fraction: float) -> int:
+    """The temporally middle frame among the ``ceil(top_fraction * T)`` frames with the highest
+    ``counts [T]`` (ties: earlier frames first)."""
+    T = len(counts)
+    n = min(T, max(1, math.ceil(top_fraction * T - 1e-9)))
+    top = np.sort(np.argsort(-counts, kind="stable")[:n])
+    return int(top[len(top) // 2])
+
+
+def medoid(points: np.ndarray, chunk: int = 256) -> int:
+    """Index of the point of ``points [M, 2]`` with the smallest summed distance to the others."""
+    p = points.astype(np.float64)
+    total = np.empty(len(p))
+    for s in range(0, len(p), chunk):
+        total[s : s + chunk] = np.linalg.norm(p[s : s + chunk, None] - p[None], axis=-1).sum(1)
+    return int(np.argmin(total))
+
+
+def spread_points(points: np.ndarray, n: int) -> np.ndarray:
+    """Indices of up to ``n`` points of ``points [M, 2]``: the one nearest the centroid, then each
+    next the farthest from those chosen (farthest-point sampling)."""
+    p = points.astype(np.float64)
+    first = int(np.argmin(np.linalg.norm(p - p.mean(0), axis=1)))
+    chosen = [first]
+    dist = np.linalg.norm(p - p[first], axis=1)
+    while len(chosen) < min(n, len(p)):
+        nxt = int(np.argmax(dist))
+        if dist[nxt] <= 0:
+            break  # all remaining points coincide with chosen ones
+        chosen.append(nxt)
+        dist = np.minimum(dist, np.linalg.norm(p - p[nxt], axis=1))
+    return np.asarray(chosen, dtype=np.int64)
+
+
+def dilate(mask: np.ndarray, kernel: int, iterations: int) -> np.ndarray:
+    """``mask [H, W]`` bool dilated by a ``kernel x kernel`` square ``iterations`` times."""
+    if kernel <= 1 or iterations <= 0:
+        return mask.astype(bool)
+    k = np.ones((kernel, kernel), np.uint8)
+    return cv2.dilate(mask.astype(np.uint8), k, iterations=iterations).astype(bool)
+
+
+def points_inside(mask: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """``[M]`` bool: whether each of ``points [M, 2]`` (x, y px) falls on ``mask [H, W]``
+    (points off the frame do not)."""
+    H, W = mask.shape
+    xi = np.rint(points[:, 0]).astype(np.int64)
+    yi = np.rint(points[:, 1]).astype(np.int64)
+    ok = (xi >= 0) & (xi < W) & (yi >= 0) & (yi < H)
+    out = np.zeros(len(points), dtype=bool)
+    out[ok] = mask[yi[ok], xi[ok]]
+    return out
+
+
+def prompt_frames(canonical: int, every: int, T: int) -> list[int]:
+    """``canonical``, then ``canonical +- k * every`` inside ``[0, T)``, nearest first."""
+    out = [canonical]
+    for k in range(1, T // every + 2):
+        out += [f for f in (canonical + k * every, canonical - k * every) if 0 <= f < T]
+    return out
+
+
+@dataclass
+class _Group:
+    tracks: np.ndarray  # [n] indices into the TrackSet
+    canonical: int
+    click: tuple[float, float]
+
+
+def _checked_mask(mask: np.ndarray, H: int, W: int) -> np.ndarray:
+    mask = np.asarray(mask)
+    if mask.shape != (H, W):
+        raise ValueError(f"the predictor returned a mask of shape {mask.shape}, expected {(H, W)}")
+    return mask.astype(bool)
+
+
+def group_tracks(
+    predictor: VideoPredictor,
+    tracks: np.ndarray,
+    usable: np.ndarray,
+    candidates: np.ndarray,
+    p: Sam2Params,
+    size: tuple[int, int],
+) -> tuple[list[_Group], list[dict[str, Any]]]:
+    """Step 1: group the ``candidates`` (track indices) into objects by single clicks.
+
+    ``tracks [N, T, 2]`` px, ``usable [N, T]`` (visible and on the frame). Returns the groups
+    and one note per click round."""
+    H, W = size
+    remaining = np.asarray(candidates, dtype=np.int64)
+    groups: list[_Group] = []
+    rounds: list[dict[str, Any]] = []
+    while len(rounds) < p.max_rounds and len(remaining) >= p.min_tracks:
+        vis = usable[remaining]  # [R, T]
+        counts = vis.sum(0)
+        c = canonical_frame(counts, p.canonical_top_fraction)
+        if counts[c] == 0:
+            c = int(np.argmax(counts))
+        if counts[c] == 0:
+            break
+        ids = remaining[vis[:, c]]
+        pts = tracks[ids, c]
+        m = medoid(pts)
+        predictor.reset()
+        mask = _checked_mask(
+            predictor.click(c, 1, pts[m : m + 1].astype(np.float32), np.ones(1, np.int32)), H, W
+        )
+        covered = ids[points_inside(dilate(mask, p.dilate_kernel, p.dilate_iterations), pts)]
+        accepted = len(covered) >= p.min_tracks
+        rounds.append(
+            {
+                "frame": c,
+                "click": [float(pts[m, 0]), float(pts[m, 1])],
+                "visible": len(ids),
+                "covered": len(covered),
+                "mask_px": int(mask.sum()),
+                "accepted": bool(accepted),
+            }
+        )
+        if accepted:
+            groups.append(_Group(covered, c, (float(pts[m, 0]), float(pts[m, 1]))))
+        remaining = np.setdiff1d(remaining, np.union1d(covered, ids[m : m + 1]))
+        log.debug("sam2 group round %d: %s", len(rounds), rounds[-1])
+    return groups, rounds
+
+
+def track_object(
+    predictor: VideoPredictor,
+    tracks: np.ndarray,
+    usable: np.ndarray,
+    group: _Group,
+    p: Sam2Params,
+    size: tuple[int, int],
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Step 2 for one object: prompt, re-prompt, propagate. Returns ``masks [T, H, W]`` bool and
+    notes."""
+    H, W = size
+    T = usable.shape[1]
+    predictor.reset()
+    prompted, reprompted, coverage = [], [], {}
+    for f in prompt_frames(group.canonical, p.prompt_every, T):
+        ids = group.tracks[usable[group.tracks, f]]
+        if len(ids) < p.prompt_min_tracks and f != group.canonical:
+            continue
+        if len(ids) == 0:
+            continue
+        pts = tracks[ids, f].astype(np.float32)
+        m = medoid(pts)
+        mask = _checked_mask(predictor.click(f, 1, pts[m : m + 1], np.ones(1, np.int32)), H, W)
+        cov = float(points_inside(dilate(mask, p.dilate_kernel, p.dilate_iterations), pts).mean())
+        coverage[f] = [round(cov, 4)]
+        if cov < p.reprompt_coverage and p.reprompt_points > 1 and len(pts) > 1:
+            sel = spread_points(pts, p.reprompt_points)
+            mask = _checked_mask(predictor.click(f, 1, pts[sel], np.ones(len(sel), np.int32)), H, W)
+            cov2 = points_inside(dilate(mask, p.dilate_kernel, p.dilate_iterations), pts).mean()
+            coverage[f].append(round(float(cov2), 4))
+            reprompted.append(f)
+        prompted.append(f)
+    masks = np.zeros((T, H, W), dtype=bool)
+    if prompted:
+        first = min(prompted)
+        for reverse in (False, True) if first > 0 else (False,):
+            for f, out in predictor.propagate(first, reverse):
+                if 1 in out:
+                    masks[f] = _checked_mask(out[1], H, W)
+    notes = {
+        "tracks": len(group.tracks),
+        "canonical_frame": group.canonical,
+        "click": list(group.click),
+        "prompt_frames": sorted(prompted),
+        "reprompted": sorted(reprompted),
+        "coverage": {int(k): v for k, v in sorted(coverage.items())},
+    }
+    return masks, notes
+
+
+def merge_objects(masks: list[np.ndarray], p: Sam2Params) -> list[list[int]]:
+    """Step 3: groups of indices of ``masks`` (each ``[T, H, W]`` bool) that are one object."""
+    K = len(masks)
+    parent = list(range(K))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    if K > 1:
+        T = masks[0].shape[0]
+        area = np.stack([m.reshape(T, -1).sum(1) for m in masks])  # [K, T]
+        for i in range(K):
+            for j in range(i + 1, K):
+                inter = (masks[i] & masks[j]).reshape(T, -1).sum(1)
+                union = area[i] + area[j] - inter
+                both = (area[i] > 0) & (area[j] > 0)
+                iou = np.where(union > 0, inter / np.maximum(union, 1), 0.0)
+                cover = inter / np.maximum(np.minimum(area[i], area[j]), 1)
+                agree = both & ((iou > p.merge_iou) | (cover > p.merge_cover))
+                base = T if p.merge_over == "all" else int(((area[i] > 0) | (area[j] > 0)).sum())
+                if base > 0 and agree.sum() > 0 and agree.sum() >= p.merge_min_frames * base:
+                    parent[root(j)] = root(i)
+    groups: dict[int, list[int]] = {}
+    for i in range(K):
+        groups.setdefault(root(i), []).append(i)
+    return list(groups.values())
+
+
+def label_map(
+    masks: list[np.ndarray], order: str, size: tuple[int, int, int]
+) -> tuple[np.ndarray, list[int]]:
+    """Step 4: ``masks`` (each ``[T, H, W]`` bool) -> ``labels [T, H, W]`` uint8 and, for each id
+    1..K, the index of its mask. Smaller objects win overlaps; empty ones are dropped."""
+    labels = np.zeros(size, dtype=np.uint8)
+    area = [int(m.sum()) for m in masks]
+    for k in sorted(range(len(masks)), key=lambda k: -area[k]):  # largest first, smaller on top
+        labels[masks[k]] = k + 1
+    present = [k for k in range(len(masks)) if area[k] > 0 and (labels == k + 1).any()]
+    if order == "size":
+        present.sort(key=lambda k: -area[k])
+    else:
+        first = {k: int(np.argmax(masks[k].reshape(size[0], -1).any(1))) for k in present}
+        present.sort(key=lambda k: (first[k], -area[k]))
+    present = present[:254]
+    lut = np.zeros(max(len(masks), 1) + 1, dtype=np.uint8)
+    for new, k in enumerate(present, start=1):
+        lut[k + 1] = new
+    return lut[labels], present
+
+
+def densify_with_predictor(
+    predictor: VideoPredictor, frames: np.ndarray, tracks: TrackSet, params: Sam2Params
+) -> DensifyResult:
+    """The whole algorithm (module docstring) on ``frames [T, H, W, 3] uint8 RGB`` with
+    ``tracks`` at the frames' resolution -> ``masks [T, H, W] uint8`` (0 bg, 1..K)."""
+    T, H, W = check_inputs(frames, tracks)
+    t0 = time.perf_counter()
+    p = params
+    xy = tracks.tracks
+    on_frame = (xy[..., 0] > -0.5) & (xy[..., 0] < W - 0.5) & (xy[..., 1] > -0.5)
+    on_frame &= xy[..., 1] < H - 0.5
+    usable = tracks.visibility.astype(bool) & on_frame & np.isfinite(xy).all(-1)  # [N, T]
+    candidates = np.flatnonzero(tracks.moving.astype(bool) & usable.any(1))
+    info: dict[str, Any] = {"params": asdict(p), "moving_tracks": int(len(candidates))}
+    timing: dict[str, float] = {}
+    if len(candidates) < p.min_tracks:
+        log.info(
+            "sam2: %d moving tracks (< min_tracks=%d): empty masks", len(candidates), p.min_tracks
+        )
+        info.update(
+            objects=[],
+            rounds=[],
+            groups=0,
+            timing={"total": time.perf_counter() - t0},
+            s_per_object=None,
+        )
+        return DensifyResult(np.zeros((T, H, W), np.uint8), info)
+    predictor.load(frames)
+    try:
+        timing["load"] = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        groups, rounds = group_tracks(predictor, xy, usable, candidates, p, (H, W))
+        timing["group"] = time.perf_counter() - t1
+        t1 = time.perf_counter()
+        masks, notes = [], []
+        for g in groups:
+            m, n = track_object(predictor, xy, usable, g, p, (H, W))
+            masks.append(m)
+            notes.append(n)
+        timing["track"] = time.perf_counter() - t1
+    finally:
+        predictor.release()
+    t1 = time.perf_counter()
+    merged = merge_objects(masks, p)
+    obj_masks = [np.logical_or.reduce([masks[i] for i in grp]) for grp in merged]
+    labels, kept = label_map(obj_masks, p.order, (T, H, W))
+    timing["merge"] = time.perf_counter() - t1
+    timing["total"] = time.perf_counter() - t0
+    objects = []
+    for new_id, k in enumerate(kept, start=1):
+        parts = [notes[i] for i in merged[k]]
+        objects.append(
+            {
+                "id": new_id,
+                "area_px": int((labels == new_id).sum()),
+                "frames": int((labels == new_id).reshape(T, -1).any(1).sum()),
+                "merged_from": [int(i) for i in merged[k]],
+                "parts": parts,
+            }
+        )
+    info.update(
+        objects=objects,
+        rounds=rounds,
+        groups=len(groups),
+        timing={k: round(v, 4) for k, v in timing.items()},
+        s_per_object=round(timing["track"] / len(groups), 4) if groups else None,
+    )
+    log.info(
+        "sam2: %d moving tracks -> %d click rounds, %d groups, %d objects in %.1f s",
+        len(candidates),
+        len(rounds),
+        len(groups),
+        len(objects),
+        timing["total"],
+    )
+    return DensifyResult(labels, info)
+
+
+# --------------------------------------------------------------------------------------------
+# the real SAM2 video predictor
+
+
+class _quiet_hydra(contextlib.AbstractContextManager):
+    """Import-time guard: ``import sam2`` initialises Hydra's global state when it is empty, which
+    would make a later ``@hydra.main`` (or ``hydra.initialize``) in the same process fail. Leave
+    the global state as we found it."""
+
+    def __enter__(self) -> _quiet_hydra:
+        from hydra.core.global_hydra import GlobalHydra
+
+        self._was = GlobalHydra.instance().is_initialized()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        from hydra.core.global_hydra import GlobalHydra
+
+        if not self._was and GlobalHydra.instance().is_initialized():
+            GlobalHydra.instance().clear()
+
+
+def import_sam2() -> Any:
+    """The ``sam2.sam2_video_predictor`` module, or an ImportError that says how to install it.
+    Leaves Hydra's global state untouched."""
+    from moseg.prep.base import MissingBackendError
+
+    try:
+        with _quiet_hydra():
+            importlib.import_module("sam2")
+            return importlib.import_module("sam2.sam2_video_predictor")
+    except ImportError as e:
+        raise MissingBackendError(
+            f"densify=sam2 needs the Python package 'sam2', which is not importable ({e}). "
+            f"Install it with: {INSTALL}"
+        ) from e
+
+
+def resolve_model_config(model: str) -> Path:
+    """``sam2.1_hiera_l`` / ``sam2_hiera_tiny`` / ``sam2.1_hiera_base_plus`` ... (or a path to a
+    yaml file) -> the package's yaml file."""
+    if model.endswith((".yaml", ".yml")) and Path(model).expanduser().is_file():
+        return Path(model).expanduser()
+    name = model.strip().lower().replace("-", "_").removesuffix(".yaml")
+    for prefix in ("sam2.1_hiera_", "sam2_hiera_"):
+        if name.startswith(prefix) and name[len(prefix) :] in SIZES:
+            version = prefix.split("_")[0]
+            size = SIZES[name[len(prefix) :]]
+            import_sam2()
+            import importlib.resources as resources
+
+            path = Path(str(resources.files("sam2") / "configs" / version))
+            path = path / f"{version}_hiera_{size}.yaml"
+            if not path.is_file():
+                raise FileNotFoundError(f"the sam2 package has no config {path}")
+            return path
+    raise ValueError(
+        f"unknown SAM2 model {model!r}: use sam2_hiera_{{t,s,b+,l}} or sam2.1_hiera_{{t,s,b+,l}} "
+        "(tiny/small/base_plus/large also work), or a path to a SAM2 yaml config"
+    )
+
+
+def checkpoint_url(model: str) -> str:
+    """Where Meta publishes the checkpoint of ``model`` (a name as :func:`resolve_model_config`
+    takes it); a hint for error messages."""
+    name = model.strip().lower().replace("-", "_")
+    for version in ("sam2.1", "sam2"):
+        prefix = f"{version}_hiera_"
+        if name.startswith(prefix) and name[len(prefix) :] in SIZES:
+            size = SIZE_NAMES[SIZES[name[len(prefix) :]]]
+            return f"{CHECKPOINT_URLS[version]}{version}_hiera_{size}.pt"
+    return "https://github.com/facebookresearch/sam2#download-checkpoints"
+
+
+def _match_memory_dtype(module: Any, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
+    """Forward pre-hook on SAM2's memory attention: the predictor stores memories in bfloat16;
+    without autocast (float32 on CPU or GPU) cast them to the features' dtype."""
+    import torch
+
+    curr = kwargs.get("curr", args[0] if args else None)
+    if isinstance(curr, list | tuple):
+        curr = curr[0] if curr else None
+    if not isinstance(curr, torch.Tensor) or torch.is_autocast_enabled(curr.device.type):
+        return None
+    changed = False
+    for key in ("memory", "memory_pos"):
+        v = kwargs.get(key)
+        if isinstance(v, torch.Tensor) and v.is_floating_point() and v.dtype != curr.dtype:
+            kwargs[key] = v.to(curr.dtype)
+            changed = True
+    return (args, kwargs) if changed else None
+
+
+class Sam2Predictor:
+    """:class:`VideoPredictor` on the official ``sam2`` package's video predictor.
+
+    - ``model``: ``sam2.1_hiera_{t,s,b+,l}`` or ``sam2_hiera_{t,s,b+,l}`` (or a yaml path); built
+      from the package's yaml with OmegaConf + ``hydra.utils.instantiate`` (no Hydra compose, so
+      it works inside ``@hydra.main``).
+    - ``checkpoint``: the matching ``.pt`` file; None gives random weights (a loud warning: only
+      for tests and speed measurements).
+    - ``image_size``: the model's square input (multiple of 32; 1024 as released); the memory
+      attention's RoPE ``feat_sizes`` follow as ``image_size / 16``.
+    - ``device``: auto | cpu | cuda[:i]; ``dtype``: auto (bfloat16 autocast on CUDA, float32 on
+      CPU) | bfloat16 | float16 | float32. Without autocast the bfloat16 memories are cast.
+    - ``offload_video_to_cpu`` / ``offload_state_to_cpu``: keep frames / per-frame state in host
+      memory (long videos on a small GPU).
+    - ``postprocess``: the video predictor's usual extras (stability fallback to multi-mask,
+      binarised click masks in memory, hole filling up to ``fill_hole_area`` px, which needs the
+      package's CUDA extension and is switched off without it).
+    - ``mask_threshold``: logit threshold of the masks; ``jpeg_quality``, ``tmp_dir``: the
+      temporary JPEG folder ``init_state`` reads (removed as soon as the frames are loaded);
+      ``seed``: of the random weights; ``overrides``: extra ``{dotted.key: value}`` for the model
+      config; ``progress``: sam2's tqdm bars (None: when stderr is a terminal).
+    """
+
+    def __init__(
+        self,
+        model: str = "sam2.1_hiera_l",
+        checkpoint: str | None = None,
+        image_size: int = 1024,
+        device: str = "auto",
+        dtype: str = "auto",
+        offload_video_to_cpu: bool = False,
+        offload_state_to_cpu: bool = False,
+        postprocess: bool = True,
+        fill_hole_area: int = 8,
+        mask_threshold: float = 0.0,
+        jpeg_quality: int = 95,
+        tmp_dir: str | None = None,
+        seed: int = 0,
+        overrides: dict[str, Any] | None = None,
+        progress: bool | None = None,
+    ) -> None:
+        import torch
+
+        image_size = int(image_size)
+        if image_size < 64 or image_size % 32:
+            raise ValueError(f"image_size must be a multiple of 32 (>= 64), got {image_size}")
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+        ckpt = None
+        if checkpoint not in (None, "", "null", "None"):
+            ckpt = Path(str(checkpoint)).expanduser()
+            if not ckpt.is_file():
+                raise FileNotFoundError(
+                    f"SAM2 checkpoint not found: {str(ckpt)!r} ({ckpt.absolute()}). Download "
+                    f"the one matching model={model} ({checkpoint_url(model)}) and pass "
+                    "densify.checkpoint=PATH, or densify.checkpoint=null for random weights"
+                )
+        vp = import_sam2()
+        self.model_name = model
+        self.config_path = resolve_model_config(model)
+        self.checkpoint = str(ckpt) if ckpt else None
+        self.image_size = image_size
+        self.device = torch.device(
+            ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+        )
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError(f"device={device!r} but CUDA is not available")
+        if dtype == "auto":
+            dtype = "bfloat16" if self.device.type == "cuda" else "float32"
+        self.dtype = dtype
+        self.offload_video_to_cpu = bool(offload_video_to_cpu)
+        self.offload_state_to_cpu = bool(offload_state_to_cpu)
+        self.mask_threshold = float(mask_threshold)
+        self.jpeg_quality = int(jpeg_quality)
+        self.tmp_dir = tmp_dir
+        self.progress = sys.stderr.isatty() if progress is None else bool(progress)
+        self._vp = vp
+        self._state: dict[str, Any] | None = None
+        self.size: tuple[int, int] | None = None
+        self.last_frame_dir: str | None = None
+
+        settings: dict[str, Any] = {
+            "_target_": "sam2.sam2_video_predictor.SAM2VideoPredictor",
+            "image_size": image_size,
+            "memory_attention.layer.self_attention.feat_sizes": [image_size // 16] * 2,
+            "memory_attention.layer.cross_attention.feat_sizes": [image_size // 16] * 2,
+        }
+        if postprocess:
+            settings.update(
+                {
+                    "sam_mask_decoder_extra_args.dynamic_multimask_via_stability": True,
+                    "sam_mask_decoder_extra_args.dynamic_multimask_stability_delta": 0.05,
+                    "sam_mask_decoder_extra_args.dynamic_multimask_stability_thresh": 0.98,
+                    "binarize_mask_from_pts_for_mem_enc": True,
+                    "fill_hole_area": int(fill_hole_area) if self._has_cuda_ext() else 0,
+                }
+            )
+        settings.update(dict(overrides or {}))
+        self.model = self._build(settings, int(seed))
+
+    @staticmethod
+    def _has_cuda_ext() -> bool:
+        try:
+            importlib.import_module("sam2._C")
+            return True
+        except ImportError:
+            log.info("sam2 has no compiled extension here: hole filling is off")
+            return False
+
+    def _build(self, settings: dict[str, Any], seed: int) -> Any:
+        import torch
+        from hydra.utils import instantiate
+        from omegaconf import OmegaConf
+
+        cfg = OmegaConf.load(self.config_path)
+        for key, value in settings.items():
+            OmegaConf.update(cfg, f"model.{key}", value, force_add=True)
+        OmegaConf.resolve(cfg)
+        t0 = time.perf_counter()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = instantiate(cfg.model, _recursive_=True)
+        if self.checkpoint is None:
+            log.warning(
+                "SAM2 %s has RANDOM WEIGHTS (densify.checkpoint is null): its masks are "
+                "meaningless; use this for tests and speed measurements only",
+                self.model_name,
+            )
+        else:
+            state = torch.load(self.checkpoint, map_location="cpu", weights_only=True)
+            state = state.get("model", state) if isinstance(state, dict) else state
+            missing, unexpected = model.load_state_dict(state, strict=False)
+            if missing or unexpected:
+                raise RuntimeError(
+                    f"{self.checkpoint} does not fit model={self.model_name}: "
+                    f"{len(missing)} missing keys (e.g. {missing[:3]}), {len(unexpected)} "
+                    f"unexpected (e.g. {unexpected[:3]})"
+                )
+        model = model.to(self.device).eval()
+        model.memory_attention.register_forward_pre_hook(_match_memory_dtype, with_kwargs=True)
+        log.info(
+            "SAM2 %s (%s, %.1f M parameters) at %d px on %s, %s, built in %.1f s",
+            self.model_name,
+            self.checkpoint or "random weights",
+            sum(p.numel() for p in model.parameters()) / 1e6,
+            self.image_size,
+            self.device,
+            self.dtype,
+            time.perf_counter() - t0,
+        )
+        return model
+
+    @contextlib.contextmanager
+    def _context(self) -> Iterator[None]:
+        """Autocast (when the dtype asks for it) and sam2's progress bars off (unless wanted)."""
+        import torch
+
+        with contextlib.ExitStack() as stack:
+            if self.dtype != "float32":
+                stack.enter_context(
+                    torch.autocast(self.device.type, dtype=getattr(torch, self.dtype))
+                )
+            if not self.progress:
+                misc = importlib.import_module("sam2.utils.misc")
+                for mod in (self._vp, misc):
+                    if hasattr(mod, "tqdm"):
+                        orig = mod.tqdm
+                        mod.tqdm = _silent(orig)
+                        stack.callback(setattr, mod, "tqdm", orig)
+            yield
+
+    def load(self, frames: np.ndarray) -> None:
+        """``frames [T, H, W, 3] uint8 RGB`` -> a temporary numbered JPEG folder -> init_state;
+        the folder is removed once the frames are in memory."""
+        self.release()
+        T, H, W = frames.shape[:3]
+        folder = tempfile.mkdtemp(prefix="moseg-sam2-", dir=self.tmp_dir)
+        self.last_frame_dir = folder
+        try:
+            for t in range(T):
+                ok = cv2.imwrite(
+                    str(Path(folder) / f"{t:06d}.jpg"),
+                    np.ascontiguousarray(frames[t, ..., ::-1]),
+                    [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality],
+                )
+                if not ok:
+                    raise OSError(f"could not write frame {t} to {folder}")
+            with self._context():
+                self._state = self.model.init_state(
+                    folder,
+                    offload_video_to_cpu=self.offload_video_to_cpu,
+                    offload_state_to_cpu=self.offload_state_to_cpu,
+                )
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        self.size = (H, W)
+
+    def _need_state(self) -> dict[str, Any]:
+        if self._state is None:
+            raise RuntimeError("Sam2Predictor: call load(frames) first")
+        return self._state
+
+    def reset(self) -> None:
+        self.model.reset_state(self._need_state())
+
+    def click(self, frame: int, obj_id: int, points: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """Replace object ``obj_id``'s points on ``frame`` by ``points [P, 2]`` (x, y px) with
+        ``labels [P]``; returns its mask ``[H, W]`` bool."""
+        state = self._need_state()
+        with self._context():
+            if int(obj_id) in state["obj_id_to_idx"]:
+                # a fresh prompt, not a correction seeded with the previous mask's logits
+                self.model.clear_all_prompts_in_frame(
+                    state, int(frame), int(obj_id), need_output=False
+                )
+            _, ids, logits = self.model.add_new_points_or_box(
+                state,
+                frame_idx=int(frame),
+                obj_id=int(obj_id),
+                points=np.asarray(points, np.float32).reshape(-1, 2),
+                labels=np.asarray(labels, np.int32).reshape(-1),
+            )
+        return self._mask(logits[list(ids).index(int(obj_id))])
+
+    def _mask(self, logits: Any) -> np.ndarray:
+        return (logits[0] > self.mask_threshold).cpu().numpy()
+
+    def propagate(self, start: int, reverse: bool) -> Iterator[tuple[int, dict[int, np.ndarray]]]:
+        """Yields ``(frame, {obj_id: mask [H, W] bool})`` from ``start`` on (backwards when
+        ``reverse``). Autocast is on only while SAM2 computes, not while the caller runs."""
+        state = self._need_state()
+        steps = self.model.propagate_in_video(
+            state, start_frame_idx=int(start), reverse=bool(reverse)
+        )
+        while True:
+            with self._context():
+                try:
+                    f, ids, logits = next(steps)
+                except StopIteration:
+                    return
+                out = {int(i): self._mask(logits[k]) for k, i in enumerate(ids)}
+            yield int(f), out
+
+    def release(self) -> None:
+        self._state = None
+        self.size = None
+        import torch
+
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+
+
+def _silent(tqdm_cls: Any) -> Any:
+    def make(*args: Any, **kwargs: Any) -> Any:
+        kwargs["disable"] = True
+        return tqdm_cls(*args, **kwargs)
+
+    return make
+
+
+# --------------------------------------------------------------------------------------------
+# the densifier
+
+
+class Sam2Densifier:
+    """Densifier ``"sam2"``: ``__call__(frames [T, H, W, 3] uint8 RGB, tracks) -> DensifyResult``
+    with ``masks [T, H, W] uint8`` at the frames' resolution (0 background, 1..K objects).
+
+    Model knobs go to :class:`Sam2Predictor` (built here unless ``predictor`` is given, e.g. a
+    fake in tests); algorithm knobs to :class:`Sam2Params` (see the module docstring)."""
+
+    name = "sam2"
+
+    def __init__(
+        self,
+        model: str = "sam2.1_hiera_l",
+        checkpoint: str | None = None,
+        image_size: int = 1024,
+        device: str = "auto",
+        dtype: str = "auto",
+        offload_video_to_cpu: bool = False,
+        offload_state_to_cpu: bool = False,
+        postprocess: bool = True,
+        fill_hole_area: int = 8,
+        mask_threshold: float = 0.0,
+        jpeg_quality: int = 95,
+        tmp_dir: str | None = None,
+        seed: int = 0,
+        overrides: dict[str, Any] | None = None,
+        progress: bool | None = None,
+        canonical_top_fraction: float = 0.2,
+        dilate_kernel: int = 6,
+        dilate_iterations: int = 3,
+        min_tracks: int = 6,
+        max_rounds: int = 10,
+        prompt_every: int = 16,
+        prompt_min_tracks: int = 3,
+        reprompt_coverage: float = 0.7,
+        reprompt_points: int = 3,
+        merge_iou: float = 0.9,
+        merge_cover: float = 0.9,
+        merge_min_frames: float = 0.3,
+        merge_over: str = "union",
+        order: str = "size",
+        predictor: VideoPredictor | None = None,
+    ) -> None:
+        self.params = Sam2Params(
+            canonical_top_fraction=float(canonical_top_fraction),
+            dilate_kernel=int(dilate_kernel),
+            dilate_iterations=int(dilate_iterations),
+            min_tracks=int(min_tracks),
+            max_rounds=int(max_rounds),
+            prompt_every=int(prompt_every),
+            prompt_min_tracks=int(prompt_min_tracks),
+            reprompt_coverage=float(reprompt_coverage),
+            reprompt_points=int(reprompt_points),
+            merge_iou=float(merge_iou),
+            merge_cover=float(merge_cover),
+            merge_min_frames=float(merge_min_frames),
+            merge_over=str(merge_over),
+            order=str(order),
+        )
+        if predictor is None:
+            predictor = Sam2Predictor(
+                model=model,
+                checkpoint=checkpoint,
+                image_size=image_size,
+                device=device,
+                dtype=dtype,
+                offload_video_to_cpu=offload_video_to_cpu,
+                offload_state_to_cpu=offload_state_to_cpu,
+                postprocess=postprocess,
+                fill_hole_area=fill_hole_area,
+                mask_threshold=mask_threshold,
+                jpeg_quality=jpeg_quality,
+                tmp_dir=tmp_dir,
+                seed=seed,
+                overrides=overrides,
+                progress=progress,
+            )
+        self.predictor = predictor
+
+    def __call__(self, frames: np.ndarray, tracks: TrackSet) -> DensifyResult:
+        result = densify_with_predictor(self.predictor, frames, tracks, self.params)
+        pred = self.predictor
+        if isinstance(pred, Sam2Predictor):
+            result.info["model"] = {
+                "name": pred.model_name,
+                "checkpoint": pred.checkpoint,
+                "image_size": pred.image_size,
+                "device": str(pred.device),
+                "dtype": pred.dtype,
+            }
+        return result

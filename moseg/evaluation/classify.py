@@ -1,0 +1,236 @@
+"""Moving/static decisions for every track of a sequence, at inference time.
+
+Three classifiers share one interface, ``classifier(seq) -> prob [N]`` (moving probability):
+
+- :class:`ModelClassifier`: a trained checkpoint (``ckpt=...``). Each query frame's tracks are
+  classified together over a window of frames around that query frame, the way they were trained
+  (``conf/source/*.yaml``: ``sampling.num_frames``); large sets are cut into seeded random
+  chunks of at most ``tracks_per_pass`` tracks, since attention across tracks is quadratic.
+- :class:`GeometricClassifier`: no weights. A homography between frames ``t`` and ``t + gap``
+  (RANSAC) explains the background's image motion; a track whose transfer residual is many times
+  the frame's median residual moves. This is the classic baseline of docs/benchmarks.md.
+- :class:`OracleClassifier`: the file's own labels (ground truth at the query frame), for upper
+  bounds of the densifiers.
+
+:func:`decide` turns probabilities into decisions with the reference's rule: the first threshold
+of a descending list that gives at least ``min_moving`` moving tracks, else the ``fallback_top``
+most probable tracks.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence as Seq
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from moseg.io import Sequence, sample_depth
+from moseg.io.contract import LABEL_MOVING
+
+log = logging.getLogger(__name__)
+
+REFERENCE_THRESHOLDS = (0.95, 0.93, 0.9, 0.85, 0.8, 0.75, 0.7)
+
+
+def decide(
+    prob: np.ndarray,
+    thresholds: Seq[float] = REFERENCE_THRESHOLDS,
+    min_moving: int = 10,
+    fallback_top: int = 3,
+) -> tuple[np.ndarray, float]:
+    """``moving [N] bool`` and the threshold used (``nan`` when the fallback chose).
+
+    ``prob [N]`` may hold NaN for tracks that were not classified; they are never moving."""
+    p = np.nan_to_num(np.asarray(prob, np.float64), nan=-1.0)
+    for th in thresholds:
+        moving = p >= th
+        if moving.sum() >= min_moving:
+            return moving, float(th)
+    moving = np.zeros(p.shape, bool)
+    k = min(int(fallback_top), int((p >= 0).sum()))
+    if k > 0:
+        moving[np.argsort(-p, kind="stable")[:k]] = True
+    return moving, float("nan")
+
+
+def centred_window(T: int, q: int, length: int) -> np.ndarray:
+    """Indices of ``min(length, T)`` consecutive frames holding ``q`` as near the middle as the
+    clip allows."""
+    L = min(int(length), T)
+    lo = int(np.clip(q - L // 2, 0, T - L))
+    return np.arange(lo, lo + L)
+
+
+class ModelClassifier:
+    """A trained :class:`~moseg.models.TrackClassifier` applied to whole sequences.
+
+    ``window``: frames per pass (None: the checkpoint's training window, else 24);
+    ``tracks_per_pass``: most tracks that attend to each other in one pass;
+    ``max_tracks``: classify at most this many tracks in all, an equal share per query frame
+    (the reference uses 5000; None: every track); ``seed``: chunking and sub-sampling, so the
+    result is the same on every run."""
+
+    name = "model"
+
+    def __init__(
+        self,
+        ckpt: str | Path,
+        window: int | None = None,
+        tracks_per_pass: int = 2048,
+        max_tracks: int | None = None,
+        device: str = "cpu",
+        seed: int = 0,
+    ):
+        from moseg.training.module import load_classifier
+
+        path = Path(ckpt)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: classifier checkpoint not found")
+        self.device = torch.device(device)
+        self.net = load_classifier(str(path), map_location=self.device).float()
+        saved = torch.load(str(path), map_location="cpu", weights_only=False)["moseg"]
+        self.window = int(window or saved.get("num_frames") or 24)
+        self.tracks_per_pass = int(tracks_per_pass)
+        self.max_tracks = max_tracks
+        self.seed = int(seed)
+        self.path = path
+
+    def _pass(self, seq: Sequence, ids: np.ndarray, t: np.ndarray, qi: int) -> np.ndarray:
+        cfg = self.net.cfg
+        tracks = torch.from_numpy(seq.tracks[ids][:, t].astype(np.float32))[None]
+        vis = torch.from_numpy(seq.visibility[ids][:, t])[None]
+        conf = torch.from_numpy(seq.confidence[ids][:, t].astype(np.float32))[None]
+        depth = None
+        if cfg.use_depth:
+            if seq.track_depth is not None:
+                depth = torch.from_numpy(seq.track_depth[ids][:, t].astype(np.float32))[None]
+            elif seq.depth is not None:
+                d = sample_depth(seq.depth[t], seq.tracks[ids][:, t], (seq.height, seq.width))
+                depth = torch.from_numpy(d.astype(np.float32))[None]
+        feats = None
+        if cfg.semantics != "none" and seq.features is not None:
+            feats = torch.from_numpy(seq.features[ids].astype(np.float32))[None]
+        size = torch.tensor([[seq.height, seq.width]])
+        qf = torch.full((1, len(ids)), qi, dtype=torch.long)
+        dev = self.device
+        with torch.inference_mode():
+            logits = self.net(
+                tracks.to(dev),
+                vis.to(dev),
+                conf.to(dev),
+                size.to(dev),
+                depth=None if depth is None else depth.to(dev),
+                features=None if feats is None else feats.to(dev),
+                query_frame=qf.to(dev),
+            )
+        return torch.sigmoid(logits[0].float()).cpu().numpy()
+
+    def __call__(self, seq: Sequence) -> np.ndarray:
+        rng = np.random.default_rng(self.seed)
+        prob = np.full(seq.num_tracks, np.nan, np.float32)
+        queries = np.unique(seq.query_frame)
+        share = None if self.max_tracks is None else max(1, int(self.max_tracks) // len(queries))
+        for q in queries:
+            ids = np.flatnonzero(seq.query_frame == q)
+            if share is not None and ids.size > share:
+                ids = np.sort(rng.choice(ids, size=share, replace=False))
+            t = centred_window(seq.num_frames, int(q), self.window)
+            qi = int(q - t[0])
+            n_chunks = max(1, -(-ids.size // self.tracks_per_pass))
+            order = rng.permutation(ids.size)
+            for chunk in np.array_split(order, n_chunks):
+                sel = np.sort(ids[chunk])
+                prob[sel] = self._pass(seq, sel, t, qi)
+        return prob
+
+
+class GeometricClassifier:
+    """Weight-free baseline: homography-RANSAC residuals (see the module docstring).
+
+    For each frame ``t``, a homography maps the tracks seen at ``t`` and ``t + gap`` (RANSAC,
+    ``ransac_px``); each such track's transfer error is divided by the median error of that
+    frame pair; a track's score is the ``percentile`` of its ratios over its life, and
+    ``prob = s / (s + ratio)`` (0.5 exactly at ``ratio``), so ``decide(prob, [0.5])`` moves the
+    tracks scoring above ``ratio``. Defaults chosen on the 8 DAVIS-2016 train sequences (track
+    F1 0.54 at gap 1, ratio 10; docs/benchmarks.md)."""
+
+    name = "geometric"
+    thresholds = (0.5,)  # its probabilities are calibrated to the ratio, not to a model's
+
+    def __init__(
+        self,
+        gap: int = 1,
+        ratio: float = 10.0,
+        percentile: float = 75.0,
+        ransac_px: float = 3.0,
+        min_points: int = 12,
+        seed: int = 0,
+    ):
+        self.gap, self.ratio, self.percentile = int(gap), float(ratio), float(percentile)
+        self.ransac_px, self.min_points, self.seed = float(ransac_px), int(min_points), int(seed)
+
+    def scores(self, seq: Sequence) -> np.ndarray:
+        """``[N]`` residual ratio score (NaN for tracks never seen in a usable frame pair)."""
+        cv2.setRNGSeed(self.seed)
+        N, T = seq.num_tracks, seq.num_frames
+        ratios = np.full((N, max(T - 1, 1)), np.nan, np.float32)
+        for t in range(T - 1):
+            u = min(t + self.gap, T - 1)
+            both = np.flatnonzero(seq.visibility[:, t] & seq.visibility[:, u])
+            if both.size < self.min_points:
+                continue
+            a = seq.tracks[both, t].astype(np.float32)
+            b = seq.tracks[both, u].astype(np.float32)
+            H, _ = cv2.findHomography(a, b, cv2.RANSAC, self.ransac_px)
+            if H is None:
+                continue
+            pa = cv2.perspectiveTransform(a[:, None], H)[:, 0]
+            err = np.linalg.norm(pa - b, axis=1)
+            med = max(float(np.median(err)), 1e-3)
+            ratios[both, t] = err / med
+        with np.errstate(all="ignore"):
+            seen = ~np.isnan(ratios).all(axis=1)
+            s = np.full(N, np.nan, np.float32)
+            s[seen] = np.nanpercentile(ratios[seen], self.percentile, axis=1)
+        return s
+
+    def __call__(self, seq: Sequence) -> np.ndarray:
+        s = self.scores(seq)
+        return np.where(np.isnan(s), 0.0, s / (s + self.ratio)).astype(np.float32)
+
+
+class OracleClassifier:
+    """The file's labels as probabilities (1 moving, 0 static or unknown): upper bounds."""
+
+    name = "oracle"
+    thresholds = (0.5,)
+
+    def __call__(self, seq: Sequence) -> np.ndarray:
+        if seq.label is None:
+            raise ValueError(f"{seq.name}: the oracle classifier needs labels in the file")
+        return (seq.label == LABEL_MOVING).astype(np.float32)
+
+
+def build_classifier(kind: str, ckpt: str | None, options: dict) -> object:
+    """``kind``: model | geometric | oracle | auto (model when ``ckpt`` is set, else geometric,
+    with a warning)."""
+    opts = dict(options or {})
+    if kind == "auto":
+        kind = "model" if ckpt else "geometric"
+        if kind == "geometric":
+            log.warning(
+                "no classifier checkpoint given (ckpt=null): using the weight-free geometric "
+                "classifier; pass ckpt=PATH for a trained model"
+            )
+    if kind == "model":
+        if not ckpt:
+            raise ValueError("classifier.kind=model needs ckpt=PATH")
+        return ModelClassifier(ckpt, **opts.get("model", {}))
+    if kind == "geometric":
+        return GeometricClassifier(**opts.get("geometric", {}))
+    if kind == "oracle":
+        return OracleClassifier()
+    raise ValueError(f"classifier.kind must be auto, model, geometric or oracle, not {kind!r}")

@@ -1,0 +1,459 @@
+"""``evaluate.py``: run a benchmark end to end and score it.
+
+Stages per sequence: preprocess (HDF5 cache, reused while valid) -> classify tracks -> densify ->
+indexed PNG masks in ``<run>/masks/<sequence>/`` -> J, F, J&F. With ``masks_dir=DIR`` only the
+scoring runs, on ``DIR/<sequence>/*.png``.
+
+A rerun in the same run folder (``hydra.run.dir=...``) keeps every finished sequence (its mask
+folder and ``sequences/<seq>.json`` exist; both are written atomically) and does the rest, so an
+interrupted evaluation resumes. ``metrics.json`` is written last.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
+
+from data_prep.common import prep_config, sequence_jobs, to_dict
+from data_prep.davis import VERSION as DAVIS_VERSION
+from data_prep.davis import sequence_dirs
+from moseg.densify.base import TrackSet
+from moseg.evaluation.bench import BenchSpec, scored_frames
+from moseg.evaluation.classify import build_classifier, decide
+from moseg.evaluation.masks import (
+    MaskError,
+    clean_temp_folders,
+    read_sequence_masks,
+    write_sequence_masks,
+)
+from moseg.io import load_sequence
+from moseg.metrics import SequenceScore, aggregate, evaluate_sequence
+from moseg.prep.frames import Frames, read_frames
+from moseg.prep.jobs import Job, run_jobs
+from moseg.utils.atomic import atomic_write_text
+
+log = logging.getLogger(__name__)
+
+
+class EvaluationError(RuntimeError):
+    """The benchmark could not be completed; the message says which sequences and why."""
+
+
+# ----------------------------------------------------------------------------------------------
+# Preprocessing (cached)
+# ----------------------------------------------------------------------------------------------
+def preprocess_jobs(cfg: DictConfig, bench: BenchSpec, seqs: list[str]) -> list[Job]:
+    """One ``data_prep.davis:convert`` job per sequence, writing into a cache folder keyed by
+    every setting that changes the file (so other settings never overwrite it)."""
+    common = {
+        "layout": bench.format,
+        "root": str(bench.root.resolve()),
+        "frames": asdict(bench.spec),
+        "options": bench.options.to_dict(),
+        "prep": prep_config(cfg),
+        "source": bench.id,
+    }
+    blob = json.dumps({"v": DAVIS_VERSION, **common}, sort_keys=True, default=str)
+    key = hashlib.sha256(blob.encode()).hexdigest()[:10]
+    out = Path(str(cfg.cache_dir)) / bench.id / key
+    split = bench.split or "all"
+    found = [(split, s, {}) for s in seqs]
+    return sequence_jobs(
+        found,
+        out,
+        "data_prep.davis:convert",
+        common,
+        DAVIS_VERSION,
+        name_key="sequence",
+        qualified=False,
+    )
+
+
+def preprocess_all(cfg: DictConfig, bench: BenchSpec, seqs: list[str]) -> tuple[dict, dict]:
+    """``({sequence: h5 path}, {sequence: seconds or None when cached})``; raises
+    :class:`EvaluationError` listing every sequence that failed."""
+    jobs = preprocess_jobs(cfg, bench, seqs)
+    report = run_jobs(
+        jobs,
+        workers=cfg.get("workers", 1),
+        desc=f"{bench.id}: preprocess",
+        progress=cfg.get("progress"),
+        overwrite=False,
+    )
+    log.info("preprocess: %s", report.summary())
+    if not report.ok:
+        raise EvaluationError(f"{bench.id}: preprocessing failed:\n{report.summary()}")
+    seconds = {j.name: report.stats.get(j.name, {}).get("seconds") for j in jobs}
+    return {j.name: j.out for j in jobs}, seconds
+
+
+# ----------------------------------------------------------------------------------------------
+# One sequence through the pipeline
+# ----------------------------------------------------------------------------------------------
+def read_bench_frames(bench: BenchSpec, seq: str) -> Frames:
+    frames_dir, _ = sequence_dirs(
+        bench.format, bench.root, seq, split=bench.raw_split, options=bench.options
+    )
+    return read_frames(frames_dir, bench.spec, fps=bench.options.fps)
+
+
+def predict_sequence(
+    name: str,
+    h5: Path,
+    bench: BenchSpec,
+    classifier: Any,
+    densifier: Any,
+    decide_kw: dict[str, Any],
+    out_dir: Path,
+) -> dict[str, Any]:
+    """Classify, densify and write the masks of one sequence; returns its record."""
+    t0 = time.perf_counter()
+    seq = load_sequence(h5)
+    prob = classifier(seq)
+    moving, threshold = decide(prob, **decide_kw)
+    t1 = time.perf_counter()
+    frames = read_bench_frames(bench, name)
+    if frames.size != (seq.height, seq.width) or frames.num_frames != seq.num_frames:
+        raise EvaluationError(
+            f"{name}: cached tracks are for {seq.num_frames} frames of {seq.width}x{seq.height}, "
+            f"the frames read now are {frames.num_frames} of {frames.size[1]}x{frames.size[0]}; "
+            f"delete {h5} and rerun"
+        )
+    keep = ~np.isnan(prob)
+    tracks = TrackSet(
+        seq.tracks[keep],
+        seq.visibility[keep],
+        seq.query_frame[keep],
+        prob[keep].astype(np.float32),
+        moving[keep],
+    )
+    t2 = time.perf_counter()
+    res = densifier(frames.frames, tracks)
+    t3 = time.perf_counter()
+    masks = res.masks
+    H0, W0 = frames.original_size
+    if masks.shape[1:] != (H0, W0):
+        masks = np.stack([cv2.resize(m, (W0, H0), interpolation=cv2.INTER_NEAREST) for m in masks])
+    write_sequence_masks(out_dir / "masks" / name, frames.names, masks)
+    t4 = time.perf_counter()
+    labelled = seq.label >= 0
+    correct = (moving == (seq.label == 1)) & labelled & keep
+    return {
+        "sequence": name,
+        "frames": int(frames.num_frames),
+        "tracks": int(seq.num_tracks),
+        "classified": int(keep.sum()),
+        "moving": int(moving.sum()),
+        "threshold": threshold,
+        "track_accuracy": float(correct.sum() / max(1, (labelled & keep).sum())),
+        "objects": int(res.num_objects),
+        "seconds": {
+            "classify": round(t1 - t0, 3),
+            "read_frames": round(t2 - t1, 3),
+            "densify": round(t3 - t2, 3),
+            "write": round(t4 - t3, 3),
+        },
+        "densify_info": json.loads(json.dumps(res.info, default=str)),
+    }
+
+
+# ----------------------------------------------------------------------------------------------
+# Scoring
+# ----------------------------------------------------------------------------------------------
+def score_sequence(bench: BenchSpec, seq: str, folder: Path) -> SequenceScore:
+    """Score the masks in ``folder`` against the ground truth of ``seq``: only annotated frames
+    count (sparse ground truth, e.g. FBMS), minus the first and last with ``skip_first_last``.
+    A prediction with another frame count or size is an error naming the sequence."""
+    gt = bench.ground_truth(seq)
+    try:
+        pred = read_sequence_masks(folder)
+    except MaskError as e:
+        raise EvaluationError(f"{seq}: {e}") from e
+    kw = {"name": seq, "max_objects": bench.max_objects, "skip_first_last": False}
+    if pred.shape != gt.masks.shape:  # the scorer's error names both shapes
+        return evaluate_sequence(gt.masks, pred, bench.protocol, **kw)
+    keep = scored_frames(gt, bench.skip_first_last)
+    return evaluate_sequence(
+        gt.masks[keep],
+        pred[keep],
+        bench.protocol,
+        official_decay_bins=bench.official_decay_bins,
+        **kw,
+    )
+
+
+def summary_row(sc: SequenceScore) -> dict[str, Any]:
+    return {
+        "sequence": sc.name,
+        "J": sc.j.mean,
+        "F": sc.f.mean,
+        "JF": sc.jf,
+        "J_recall": sc.j.recall,
+        "J_decay": sc.j.decay,
+        "F_recall": sc.f.recall,
+        "F_decay": sc.f.decay,
+        "objects": len(sc.objects),
+    }
+
+
+def overall_scores(scores: list[SequenceScore]) -> dict[str, Any]:
+    """The benchmark's J, F (mean, recall, decay) and J&F (see :func:`moseg.metrics.aggregate`:
+    a mean over objects, i.e. over sequences under MOS)."""
+    a = aggregate(scores)
+    return {
+        "J": {k: a[f"J-{k.capitalize()}"] for k in ("mean", "recall", "decay")},
+        "F": {k: a[f"F-{k.capitalize()}"] for k in ("mean", "recall", "decay")},
+        "JF": a["J&F-Mean"],
+        "num_sequences": a["num_sequences"],
+        "num_objects": a["num_objects"],
+    }
+
+
+def format_table(bench_id: str, rows: list[dict[str, Any]], overall: dict[str, Any]) -> str:
+    lines = [f"{bench_id}: {len(rows)} sequences", f"{'sequence':<22}{'J':>8}{'F':>8}{'J&F':>8}"]
+    for r in rows:
+        lines.append(f"{r['sequence']:<22}{r['J']:>8.3f}{r['F']:>8.3f}{r['JF']:>8.3f}")
+    lines.append(
+        f"{'overall (mean)':<22}{overall['J']['mean']:>8.3f}{overall['F']['mean']:>8.3f}"
+        f"{overall['JF']:>8.3f}"
+    )
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------------
+# The run
+# ----------------------------------------------------------------------------------------------
+def _record_path(out_dir: Path, seq: str) -> Path:
+    return out_dir / "sequences" / f"{seq}.json"
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    """Evaluate ``cfg.bench``; writes ``metrics.json`` into the run folder and returns it."""
+    out_dir = Path(str(cfg.paths.output_dir))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    bench = BenchSpec.from_cfg(cfg.bench)
+    bench.ensure()
+    seqs = bench.list()
+    started = time.perf_counter()
+    records: dict[str, dict[str, Any]] = {}
+    if cfg.get("masks_dir"):
+        masks_root = Path(str(cfg.masks_dir))
+        if not masks_root.is_dir():
+            raise EvaluationError(f"masks_dir {masks_root} is not a folder")
+        mode = "score_only"
+    else:
+        mode = "pipeline"
+        masks_root = out_dir / "masks"
+        records = _run_pipeline(cfg, bench, seqs, out_dir)
+    pipeline_s = time.perf_counter() - started
+
+    rows, scores = [], []
+    for s in tqdm(seqs, desc=f"{bench.id}: score", disable=not cfg.get("progress")):
+        sc = score_sequence(bench, s, masks_root / s)
+        scores.append(sc)
+        rows.append(summary_row(sc))
+    overall = overall_scores(scores)
+    frames = sum(r.get("frames", 0) for r in records.values())
+    timing = None
+    if mode == "pipeline" and frames:
+        timing = _timing(records, frames, pipeline_s)
+    result = {
+        "bench": bench.id,
+        "mode": mode,
+        "protocol": bench.protocol,
+        "masks": str(masks_root),
+        "overall": overall,
+        "sequences": rows,
+        "per_frame": {sc.name: sc.to_dict(per_frame=True) for sc in scores},
+        "pipeline": {s: records[s] for s in seqs} if records else None,
+        "timing": timing,
+        "notes": bench.notes(),
+        "config": OmegaConf.to_container(cfg, resolve=True),
+    }
+    atomic_write_text(out_dir / "metrics.json", json.dumps(result, indent=2, default=str))
+    table = format_table(bench.id, rows, overall)
+    print(table)
+    if timing:
+        print(f"seconds per frame: {timing['s_per_frame']:.3f} ({frames} frames)")
+    print(f"metrics: {out_dir / 'metrics.json'}")
+    _log_wandb(cfg, bench, rows, overall, timing, masks_root, out_dir)
+    return result
+
+
+def _timing(records: dict[str, dict[str, Any]], frames: int, wall: float) -> dict[str, Any]:
+    stages: dict[str, float] = {}
+    cached = []
+    for s, r in records.items():
+        for k, v in r["seconds"].items():
+            stages[k] = stages.get(k, 0.0) + float(v or 0.0)
+        if r.get("preprocess_s") is None:
+            cached.append(s)
+        else:
+            stages["preprocess"] = stages.get("preprocess", 0.0) + float(r["preprocess_s"])
+    total = sum(stages.values())
+    return {
+        "frames": frames,
+        "stage_seconds": {k: round(v, 2) for k, v in stages.items()},
+        "s_per_frame": round(total / frames, 4),
+        "stage_s_per_frame": {k: round(v / frames, 4) for k, v in stages.items()},
+        "wall_seconds_this_run": round(wall, 1),
+        "preprocess_cached": cached,
+        "note": "sums of the stage times of each sequence as recorded when it was computed; "
+        "sequences in preprocess_cached reused a cached HDF5, so their preprocessing is not "
+        "counted",
+    }
+
+
+def _run_pipeline(
+    cfg: DictConfig, bench: BenchSpec, seqs: list[str], out_dir: Path
+) -> dict[str, dict[str, Any]]:
+    import hydra
+
+    overwrite = bool(cfg.get("overwrite", False))
+    clean_temp_folders(out_dir / "masks")
+    records: dict[str, dict[str, Any]] = {}
+    todo = []
+    for s in seqs:
+        rec = _record_path(out_dir, s)
+        if not overwrite and rec.is_file() and (out_dir / "masks" / s).is_dir():
+            records[s] = json.loads(rec.read_text())
+        else:
+            todo.append(s)
+    if records:
+        log.info("resuming: %d sequences already done in %s", len(records), out_dir)
+    if not todo:
+        return records
+    files, prep_s = preprocess_all(cfg, bench, todo)
+    c = cfg.classifier
+    classifier = build_classifier(str(c.kind), cfg.get("ckpt"), to_dict(c))
+    densifier = hydra.utils.instantiate(cfg.densify)
+    # classifiers whose scores are not model probabilities bring their own threshold
+    thresholds = getattr(classifier, "thresholds", None) or c.thresholds
+    decide_kw = {
+        "thresholds": [float(x) for x in thresholds],
+        "min_moving": int(c.min_moving),
+        "fallback_top": int(c.fallback_top),
+    }
+    log.info(
+        "pipeline: classifier %s, densifier %s, %d sequences",
+        getattr(classifier, "name", classifier),
+        getattr(densifier, "name", densifier),
+        len(todo),
+    )
+    failed = []
+    bar = tqdm(todo, desc=f"{bench.id}: segment", unit="seq", disable=not cfg.get("progress"))
+    for s in bar:
+        bar.set_postfix_str(s, refresh=False)
+        try:
+            rec = predict_sequence(s, files[s], bench, classifier, densifier, decide_kw, out_dir)
+        except Exception as e:  # record and go on: one bad sequence must not lose the others
+            log.exception("%s failed", s)
+            failed.append(f"{s}: {type(e).__name__}: {e}")
+            continue
+        rec["preprocess_s"] = prep_s.get(s)
+        rec["classifier"] = getattr(classifier, "name", str(classifier))
+        rec["densifier"] = getattr(densifier, "name", str(densifier))
+        atomic_write_text(_record_path(out_dir, s), json.dumps(rec, indent=2))
+        records[s] = rec
+        _overlays(cfg, bench, s, out_dir)
+    if failed:
+        raise EvaluationError(
+            f"{bench.id}: {len(failed)} sequence(s) failed (finished ones are kept; rerun with "
+            f"hydra.run.dir={out_dir} to resume):\n  " + "\n  ".join(failed)
+        )
+    return records
+
+
+def _overlays(cfg: DictConfig, bench: BenchSpec, seq: str, out_dir: Path) -> None:
+    out = cfg.get("output") or {}
+    n, video = int(out.get("overlays", 0) or 0), bool(out.get("overlay_video", False))
+    if n <= 0 and not video:
+        return
+    from moseg.viz import overlay_masks, save_png, write_video
+
+    frames = read_bench_frames(bench, seq)
+    masks = read_sequence_masks(out_dir / "masks" / seq, frames.names)
+    if masks.shape[1:] != frames.size:
+        H, W = frames.size
+        masks = np.stack([cv2.resize(m, (W, H), interpolation=cv2.INTER_NEAREST) for m in masks])
+    T = frames.num_frames
+    pick = sorted({int(round(x)) for x in np.linspace(0, T - 1, n)}) if n > 0 else []
+    for t in pick:
+        save_png(
+            out_dir / "overlays" / seq / f"{frames.names[t]}.png",
+            overlay_masks(frames.frames[t], masks[t]),
+        )
+    if video:
+        write_video(
+            out_dir / "overlays" / f"{seq}.mp4",
+            (overlay_masks(f, m) for f, m in zip(frames.frames, masks, strict=True)),
+            fps=frames.fps,
+            size=frames.size,
+        )
+
+
+def _log_wandb(
+    cfg: DictConfig,
+    bench: BenchSpec,
+    rows: list[dict[str, Any]],
+    overall: dict[str, Any],
+    timing: dict[str, Any] | None,
+    masks_root: Path,
+    out_dir: Path,
+) -> None:
+    w = cfg.get("wandb") or {}
+    if not w.get("enabled", False) or w.get("mode") == "disabled":
+        return
+    try:
+        import wandb
+    except ImportError:
+        log.warning("wandb is not installed: skipping W&B logging")
+        return
+    run = wandb.init(
+        project=w.get("project", "moseg"),
+        name=w.get("name"),
+        group=w.get("group"),
+        mode=w.get("mode", "offline"),
+        dir=str(out_dir),
+        config=OmegaConf.to_container(cfg, resolve=True),
+        job_type="evaluate",
+        reinit="finish_previous",
+    )
+    try:
+        b = bench.id
+        data = {
+            f"{b}/J": overall["J"]["mean"],
+            f"{b}/F": overall["F"]["mean"],
+            f"{b}/JF": overall["JF"],
+        }
+        for k in ("recall", "decay"):
+            data[f"{b}/J_{k}"] = overall["J"][k]
+            data[f"{b}/F_{k}"] = overall["F"][k]
+        if timing:
+            data[f"{b}/s_per_frame"] = timing["s_per_frame"]
+        cols = ["sequence", "J", "F", "JF"]
+        data[f"{b}/sequences"] = wandb.Table(
+            columns=cols, data=[[r[c] for c in cols] for r in rows]
+        )
+        pics = sorted((out_dir / "overlays").glob("*/*.png"))[: 3 * 8]
+        if pics:
+            data[f"{b}/overlays"] = [
+                wandb.Image(str(p), caption=f"{p.parent.name}/{p.stem}") for p in pics
+            ]
+        run.log(data)
+        run.summary.update({k: v for k, v in data.items() if isinstance(v, float)})
+    finally:
+        run.finish()
+    if sys.stderr.isatty():
+        log.info("W&B run written under %s (wandb sync to upload)", out_dir / "wandb")

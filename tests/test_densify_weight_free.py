@@ -1,0 +1,223 @@
+"""Weight-free densifier on a synthetic clip: two coloured shapes moving over a textured, static
+background, tracked exactly on an 8 px grid (the project trackers' spacing)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from moseg.densify.base import TrackSet
+from moseg.densify.grouping import group_tracks, vote_labels
+from moseg.densify.weight_free import WeightFreeDensifier, fit_similarity
+
+T, H, W, GRID = 8, 192, 256, 8
+# (colour, shape, top-left / centre at frame 0, velocity px/frame)
+RECT = dict(colour=(220, 40, 40), x0=30.0, y0=40.0, w=64, h=52, v=(4.0, 1.0))
+DISK = dict(colour=(40, 60, 220), cx=180.0, cy=130.0, r=30, v=(-3.0, -2.0))
+
+
+def _rect_mask(t: int) -> np.ndarray:
+    yy, xx = np.mgrid[:H, :W]
+    x0, y0 = RECT["x0"] + RECT["v"][0] * t, RECT["y0"] + RECT["v"][1] * t
+    return (xx >= x0) & (xx < x0 + RECT["w"]) & (yy >= y0) & (yy < y0 + RECT["h"])
+
+
+def _disk_mask(t: int) -> np.ndarray:
+    yy, xx = np.mgrid[:H, :W]
+    cx, cy = DISK["cx"] + DISK["v"][0] * t, DISK["cy"] + DISK["v"][1] * t
+    return (xx - cx) ** 2 + (yy - cy) ** 2 <= DISK["r"] ** 2
+
+
+def make_clip() -> tuple[np.ndarray, TrackSet, np.ndarray, np.ndarray]:
+    """frames [T, H, W, 3], tracks (moving = on an object), gt [T, H, W] (0, 1 rect, 2 disk),
+    instance [N] of every track."""
+    rng = np.random.default_rng(0)
+    texture = rng.integers(60, 200, size=(H // 4, W // 4, 3)).astype(np.uint8)
+    bg = np.kron(texture, np.ones((4, 4, 1), dtype=np.uint8))  # blocky static texture
+    frames = np.repeat(bg[None], T, axis=0).copy()
+    gt = np.zeros((T, H, W), np.uint8)
+    for t in range(T):
+        for obj, (m, spec) in enumerate(((_rect_mask(t), RECT), (_disk_mask(t), DISK)), start=1):
+            noise = rng.integers(-20, 20, size=(int(m.sum()), 3))
+            frames[t][m] = np.clip(np.array(spec["colour"]) + noise, 0, 255).astype(np.uint8)
+            gt[t][m] = obj
+    gy, gx = np.mgrid[GRID // 2 : H : GRID, GRID // 2 : W : GRID]
+    p0 = np.stack([gx.ravel(), gy.ravel()], 1).astype(np.float32)
+    inst = gt[0][p0[:, 1].astype(int), p0[:, 0].astype(int)]
+    vel = np.zeros((len(p0), 2), np.float32)
+    vel[inst == 1] = RECT["v"]
+    vel[inst == 2] = DISK["v"]
+    tr = p0[:, None, :] + vel[:, None, :] * np.arange(T, dtype=np.float32)[None, :, None]
+    vis = np.ones((len(p0), T), bool)
+    for t in range(T):  # background points are hidden while an object covers them
+        xi = np.clip(np.rint(tr[:, t, 0]).astype(int), 0, W - 1)
+        yi = np.clip(np.rint(tr[:, t, 1]).astype(int), 0, H - 1)
+        vis[:, t] = (inst > 0) | (gt[t][yi, xi] == 0)
+    moving = inst > 0
+    ts = TrackSet(tr, vis, np.zeros(len(p0), np.int64), moving.astype(np.float32), moving)
+    return frames, ts, gt, inst
+
+
+@pytest.fixture(scope="module")
+def clip():
+    return make_clip()
+
+
+def _relabel(ts: TrackSet, moving: np.ndarray) -> TrackSet:
+    return TrackSet(ts.tracks, ts.visibility, ts.query_frame, moving.astype(np.float32), moving)
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum() / max((a | b).sum(), 1))
+
+
+# IoU bound: splats put the boundary within about half a grid cell (4 px) of the truth; over the
+# rectangle's 232 px perimeter that is <= ~900 of ~3300 px, i.e. IoU >= ~0.75 in the worst case.
+@pytest.mark.parametrize("method", ["splat", "superpixel", "grabcut"])
+@pytest.mark.parametrize("temporal", ["none", "warp"])
+def test_recovers_two_objects_with_distinct_ids(clip, method, temporal):
+    frames, ts, gt, _ = clip
+    res = WeightFreeDensifier(method=method, temporal=temporal)(frames, ts)
+    assert res.masks.shape == (T, H, W) and res.masks.dtype == np.uint8
+    assert res.num_objects == 2
+    assert res.info["num_objects"] == 2
+    ids = []
+    for obj in (1, 2):
+        # the predicted id that covers most of this ground-truth object in frame 0
+        pid = int(np.bincount(res.masks[0][gt[0] == obj], minlength=3)[1:].argmax() + 1)
+        ids.append(pid)
+        ious = [_iou(res.masks[t] == pid, gt[t] == obj) for t in range(T)]
+        assert min(ious) > 0.75, (obj, ious)
+    assert sorted(ids) == [1, 2]
+    # MOS (objects merged) false positives stay small
+    assert ((res.masks > 0) & (gt == 0)).sum() / (gt == 0).sum() < 0.02
+
+
+def test_no_moving_tracks_gives_empty_masks(clip):
+    frames, ts, _, _ = clip
+    res = WeightFreeDensifier()(frames, _relabel(ts, np.zeros(len(ts.moving), bool)))
+    assert res.masks.shape == (T, H, W)
+    assert not res.masks.any()
+    assert res.num_objects == 0
+
+
+def test_no_tracks_at_all():
+    frames = np.zeros((3, 32, 32, 3), np.uint8)
+    ts = TrackSet(
+        np.zeros((0, 3, 2), np.float32),
+        np.zeros((0, 3), bool),
+        np.zeros(0, np.int64),
+        np.zeros(0, np.float32),
+        np.zeros(0, bool),
+    )
+    assert not WeightFreeDensifier()(frames, ts).masks.any()
+
+
+def test_wrong_inputs_raise(clip):
+    frames, ts, _, _ = clip
+    dens = WeightFreeDensifier()
+    with pytest.raises(ValueError):
+        dens(frames[..., 0], ts)  # no channel axis
+    with pytest.raises(ValueError):
+        dens(frames.astype(np.float32), ts)
+    with pytest.raises(ValueError):
+        dens(frames[:-1], ts)  # tracks cover one frame more than the video
+    with pytest.raises(ValueError):
+        WeightFreeDensifier(method="sam")
+    with pytest.raises(ValueError):
+        WeightFreeDensifier(temporal="median")
+
+
+@pytest.mark.parametrize("method", ["superpixel", "grabcut"])
+def test_deterministic(clip, method):
+    frames, ts, _, _ = clip
+    a = WeightFreeDensifier(method=method, temporal="warp")(frames, ts).masks
+    b = WeightFreeDensifier(method=method, temporal="warp")(frames, ts).masks
+    np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("method", ["splat", "superpixel", "grabcut"])
+def test_mislabelled_static_tracks_do_not_make_an_object(clip, method):
+    frames, ts, gt, inst = clip
+    rng = np.random.default_rng(1)
+    static = np.flatnonzero(inst == 0)
+    noisy = ts.moving.copy()
+    noisy[rng.choice(static, size=12, replace=False)] = True  # scattered false positives
+    # and a small clump of 4 neighbouring static tracks in the top-right corner
+    p0 = ts.tracks[:, 0]
+    corner = np.flatnonzero((inst == 0) & (p0[:, 0] > 220) & (p0[:, 1] < 20))[:4]
+    noisy[corner] = True
+    res = WeightFreeDensifier(method=method)(frames, _relabel(ts, noisy))
+    assert res.num_objects == 2
+    false_fg = ((res.masks > 0) & (gt == 0)).sum() / (gt == 0).sum()
+    assert false_fg < 0.02, false_fg
+    for obj in (1, 2):
+        assert _iou(res.masks[0] > 0, gt[0] > 0) > 0.75, obj
+
+
+def test_missed_moving_tracks_still_cover_the_object(clip):
+    frames, ts, gt, inst = clip
+    rng = np.random.default_rng(2)
+    noisy = ts.moving.copy()
+    on = np.flatnonzero(inst > 0)
+    noisy[rng.choice(on, size=len(on) // 7, replace=False)] = False  # ~15 % missed
+    res = WeightFreeDensifier(method="superpixel")(frames, _relabel(ts, noisy))
+    assert res.num_objects == 2
+    for t in range(T):
+        assert _iou(res.masks[t] > 0, gt[t] > 0) > 0.7
+
+
+def test_grouping_separates_touching_objects_that_move_apart():
+    # two 6x6-point blocks side by side (8 px apart), one moving right, the other left
+    T_ = 5
+    ys, xs = np.mgrid[0:6, 0:6] * 8.0
+    a = np.stack([xs.ravel(), ys.ravel()], 1)
+    b = a + [48.0, 0.0]
+    p0 = np.concatenate([a, b]).astype(np.float32)
+    v = np.concatenate([np.tile([3.0, 0.0], (36, 1)), np.tile([-3.0, 0.0], (36, 1))])
+    tr = (p0[:, None] + v[:, None] * np.arange(T_)[None, :, None]).astype(np.float32)
+    vis = np.ones((72, T_), bool)
+    g = group_tracks(tr, vis, np.ones(72, bool), radius=12.0)
+    assert g.num_objects == 2
+    assert len(set(g.object_id[:36])) == 1 and len(set(g.object_id[36:])) == 1
+    assert g.object_id[0] != g.object_id[36]
+    # same motion: one object
+    tr_same = (
+        p0[:, None] + np.array([3.0, 0.0])[None, None] * np.arange(T_)[None, :, None]
+    ).astype(np.float32)
+    assert group_tracks(tr_same, vis, np.ones(72, bool), radius=12.0).num_objects == 1
+    # too few tracks: noise
+    assert group_tracks(tr[:5], vis[:5], np.ones(5, bool)).num_objects == 0
+
+
+def test_vote_outvotes_an_isolated_label():
+    ys, xs = np.mgrid[0:5, 0:5] * 8.0
+    tr = np.stack([xs.ravel(), ys.ravel()], 1).astype(np.float32)[:, None]
+    score = np.zeros(25, np.float32)
+    score[12] = 1.0  # centre point
+    v = vote_labels(tr, np.ones((25, 1), bool), score, k=9)
+    assert v[12, 0] < 0.5
+
+
+def test_fit_similarity_recovers_rotation_and_scale():
+    rng = np.random.default_rng(0)
+    src = rng.uniform(0, 100, (30, 2))
+    ang, s = 0.2, 1.1
+    R = s * np.array([[np.cos(ang), -np.sin(ang)], [np.sin(ang), np.cos(ang)]])
+    dst = src @ R.T + [5.0, -3.0]
+    dst[0] += 50.0  # an outlier
+    A = fit_similarity(src, dst)
+    np.testing.assert_allclose(A[:, :2], R, atol=1e-6)
+    np.testing.assert_allclose(A[:, 2], [5.0, -3.0], atol=1e-5)
+
+
+def test_config_instantiates():
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.load(Path(__file__).parents[1] / "conf/densify/weight_free.yaml")
+    dens = instantiate(cfg)
+    assert isinstance(dens, WeightFreeDensifier)
+    assert dens.name == "weight_free"

@@ -1,0 +1,390 @@
+"""evaluate.py: benchmark configs, classifiers at inference, mask files, the pipeline and the
+scorer end to end on the generated ``synthetic`` benchmark."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+from PIL import Image
+
+from data_prep.synthetic import generate_clip
+from moseg.config import CONF_DIR, compose
+from moseg.evaluation.bench import BenchSpec, scored_frames
+from moseg.evaluation.classify import (
+    GeometricClassifier,
+    ModelClassifier,
+    OracleClassifier,
+    centred_window,
+    decide,
+)
+from moseg.evaluation.masks import (
+    MaskError,
+    read_mask_png,
+    read_sequence_masks,
+    write_mask_png,
+    write_sequence_masks,
+)
+from moseg.evaluation.run import EvaluationError, run
+from moseg.metrics import ShapeMismatchError
+from tests.conftest import tiny_config
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("MOSEG_SHARED_DATA", ROOT.parent / "shared/data"))
+BENCHES = sorted(p.stem for p in (CONF_DIR / "bench").glob("*.yaml"))
+
+
+# ----------------------------------------------------------------------------------------------
+# configs
+# ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("bench", BENCHES)
+def test_every_bench_config_composes(bench, tmp_path):
+    cfg = compose("evaluate", [f"bench={bench}", f"paths.output_dir={tmp_path}"])
+    spec = BenchSpec.from_cfg(cfg.bench)
+    assert spec.id == bench  # the id is the file's stem, reused in metric names
+    assert spec.protocol in ("mos", "fine_grained", "davis2016_toolkit", "davis2017_unsupervised")
+
+
+def test_moving_subsets_are_the_documented_lists():
+    d16 = BenchSpec.from_cfg(compose("evaluate", ["bench=davis2016"]).bench)
+    mov = BenchSpec.from_cfg(compose("evaluate", ["bench=davis2016_moving"]).bench)
+    d17 = BenchSpec.from_cfg(compose("evaluate", ["bench=davis17_moving"]).bench)
+    assert d16.sequences is None and d16.split == "val"
+    assert len(mov.sequences) == 16 and len(d17.sequences) == 22
+    # DAVIS16-Moving is the intersection of DAVIS 2016 val with DAVIS17-Moving
+    assert set(mov.sequences) < set(d17.sequences)
+    assert not {"breakdance", "camel", "car-roundabout", "scooter-black"} & set(mov.sequences)
+    assert d17.protocol == "fine_grained" and mov.protocol == "mos"
+
+
+def test_bench_spec_rejects_unknown_settings():
+    with pytest.raises(ValueError, match="unknown settings"):
+        BenchSpec.from_cfg({"id": "x", "format": "davis", "root": ".", "colour": 1})
+    with pytest.raises(ValueError, match="format"):
+        BenchSpec.from_cfg({"id": "x", "format": "kitti", "root": "."})
+
+
+# ----------------------------------------------------------------------------------------------
+# classifiers and the decision rule
+# ----------------------------------------------------------------------------------------------
+def test_decide_takes_the_first_threshold_with_enough_moving_tracks():
+    p = np.array([0.99] * 5 + [0.91] * 6 + [0.1] * 20)
+    moving, th = decide(p, min_moving=10)
+    assert th == 0.9 and moving.sum() == 11
+    moving, th = decide(p, min_moving=5)
+    assert th == 0.95 and moving.sum() == 5
+
+
+def test_decide_falls_back_to_the_top_tracks_and_ignores_nan():
+    p = np.array([0.2, 0.6, np.nan, 0.5, 0.1])
+    moving, th = decide(p, min_moving=10, fallback_top=2)
+    assert np.isnan(th)
+    assert moving.tolist() == [False, True, False, True, False]
+    assert decide(np.full(3, np.nan), fallback_top=3)[0].sum() == 0
+
+
+def test_centred_window():
+    assert centred_window(100, 50, 24).tolist() == list(range(38, 62))
+    assert centred_window(100, 2, 24).tolist() == list(range(0, 24))
+    assert centred_window(100, 99, 24).tolist() == list(range(76, 100))
+    assert centred_window(10, 5, 24).tolist() == list(range(10))
+
+
+@pytest.fixture(scope="module")
+def camera_clip():
+    """A clip with a moving camera (parallax) and independently moving objects."""
+    cfg = tiny_config(height=96, width=128, num_frames=12, num_tracks=600, camera_static_prob=0.0)
+    return generate_clip(cfg, [7, 1], name="cam").sequence
+
+
+def test_geometric_classifier_separates_moving_from_static(camera_clip):
+    seq = camera_clip
+    s = GeometricClassifier(gap=2, ratio=5.0).scores(seq)
+    ok = ~np.isnan(s)
+    lab = seq.label[ok]
+    assert lab.min() == 0 and lab.max() == 1
+    # ranking quality: a moving track usually scores above a static one (AUC by counting)
+    mov, sta = s[ok][lab == 1], s[ok][lab == 0]
+    auc = (mov[:, None] > sta[None, :]).mean()
+    assert auc > 0.8, auc
+    prob = GeometricClassifier(gap=2, ratio=5.0)(seq)
+    assert np.all((prob >= 0) & (prob < 1))
+    np.testing.assert_array_equal(prob, GeometricClassifier(gap=2, ratio=5.0)(seq))
+
+
+def test_oracle_classifier_is_the_label(camera_clip):
+    p = OracleClassifier()(camera_clip)
+    np.testing.assert_array_equal(p == 1, camera_clip.label == 1)
+
+
+def _tiny_checkpoint(path: Path, feature_dim: int) -> Path:
+    from moseg.models import ClassifierConfig, TrackClassifier
+
+    cfg = ClassifierConfig.from_dict(
+        {
+            "dim": 16,
+            "heads": 2,
+            "ffn": 32,
+            "encoder_layers": 1,
+            "decoder_layers": 1,
+            "semantic_dim": feature_dim,
+            "use_depth": True,
+        }
+    )
+    torch.manual_seed(0)
+    net = TrackClassifier(cfg)
+    torch.save(
+        {
+            "state_dict": {f"net.{k}": v for k, v in net.state_dict().items()},
+            "moseg": {"classifier": cfg.to_dict(), "name": "tiny"},
+        },
+        path,
+    )
+    return path
+
+
+def test_model_classifier_is_deterministic_and_classifies_every_track(camera_clip, tmp_path):
+    ckpt = _tiny_checkpoint(tmp_path / "tiny.ckpt", camera_clip.features.shape[1])
+    clf = ModelClassifier(ckpt, window=8, tracks_per_pass=128, seed=3)
+    p = clf(camera_clip)
+    assert p.shape == (camera_clip.num_tracks,) and not np.isnan(p).any()
+    assert np.all((p > 0) & (p < 1))
+    np.testing.assert_array_equal(
+        p, ModelClassifier(ckpt, window=8, tracks_per_pass=128, seed=3)(camera_clip)
+    )
+    # an equal share per query frame when capped; the rest stay unclassified (NaN)
+    capped = ModelClassifier(ckpt, window=8, max_tracks=60, seed=3)(camera_clip)
+    queries = np.unique(camera_clip.query_frame)
+    assert (~np.isnan(capped)).sum() == 60 // len(queries) * len(queries)
+
+
+def test_model_classifier_names_a_missing_checkpoint(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.ckpt"):
+        ModelClassifier(tmp_path / "nope.ckpt")
+
+
+# ----------------------------------------------------------------------------------------------
+# mask files
+# ----------------------------------------------------------------------------------------------
+def test_indexed_png_round_trip_uses_the_davis_palette(tmp_path):
+    m = np.zeros((12, 20), np.uint8)
+    m[2:5, 3:9], m[6:10, 10:18] = 1, 2
+    write_mask_png(tmp_path / "a.png", m)
+    with Image.open(tmp_path / "a.png") as im:
+        assert im.mode == "P"
+        pal = np.array(im.getpalette()[:9]).reshape(3, 3)
+    assert pal[1].tolist() == [128, 0, 0] and pal[2].tolist() == [0, 128, 0]
+    np.testing.assert_array_equal(read_mask_png(tmp_path / "a.png"), m)
+
+
+def test_grey_masks_read_as_ids_and_rgb_masks_are_refused(tmp_path):
+    g = np.zeros((4, 4), np.uint8)
+    g[1:3, 1:3] = 255
+    Image.fromarray(g).save(tmp_path / "g.png")
+    assert read_mask_png(tmp_path / "g.png").max() == 1
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / "rgb.png")
+    with pytest.raises(MaskError, match="rgb.png"):
+        read_mask_png(tmp_path / "rgb.png")
+
+
+def test_sequence_masks_are_written_whole_or_not_at_all(tmp_path, monkeypatch):
+    import moseg.evaluation.masks as mk
+
+    masks = np.zeros((3, 8, 8), np.uint8)
+    write_sequence_masks(tmp_path / "s", ["00000", "00001", "00002"], masks)
+    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == [
+        "00000.png",
+        "00001.png",
+        "00002.png",
+    ]
+    calls = []
+    real = mk.write_mask_png
+
+    def fail_third(path, labels):  # as if interrupted while writing the third frame
+        calls.append(path)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        real(path, labels)
+
+    monkeypatch.setattr(mk, "write_mask_png", fail_third)
+    with pytest.raises(KeyboardInterrupt):
+        write_sequence_masks(tmp_path / "t", ["a", "b", "c"], masks)
+    assert not (tmp_path / "t").exists()
+    assert not list(tmp_path.glob(".tmp-*"))
+    # an existing complete folder survives a failed rewrite
+    calls.clear()
+    with pytest.raises(KeyboardInterrupt):
+        write_sequence_masks(tmp_path / "s", ["00000", "00001", "00002"], masks + 1)
+    assert read_sequence_masks(tmp_path / "s").max() == 0
+    with pytest.raises(MaskError, match="missing"):
+        read_sequence_masks(tmp_path / "s", ["00000", "00009"])
+
+
+# ----------------------------------------------------------------------------------------------
+# the pipeline end to end
+# ----------------------------------------------------------------------------------------------
+def _cfg(data_dir: Path, out: Path, *over: str, bench: str = "synthetic"):
+    cfg = compose(
+        "evaluate",
+        [
+            f"bench={bench}",
+            f"paths.data_dir={data_dir}",
+            "wandb.enabled=false",
+            "output.overlays=1",
+            *over,
+        ],
+    )
+    OmegaConf.set_struct(cfg, False)
+    cfg.paths.output_dir = str(out)
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory):
+    """One pipeline run on the synthetic benchmark with ground-truth track labels."""
+    data = tmp_path_factory.mktemp("data")
+    out = tmp_path_factory.mktemp("run")
+    result = run(_cfg(data, out, "classifier.kind=oracle"))
+    return data, out, result
+
+
+def test_pipeline_writes_masks_metrics_and_overlays(evaluated):
+    data, out, result = evaluated
+    seqs = [r["sequence"] for r in result["sequences"]]
+    assert seqs == ["synth000", "synth001", "synth002", "synth003"]
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["overall"]["JF"] == pytest.approx(result["overall"]["JF"])
+    assert saved["config"]["bench"]["id"] == "synthetic"
+    for s in seqs:
+        files = sorted((out / "masks" / s).glob("*.png"))
+        assert len(files) == 16
+        with Image.open(files[0]) as im:
+            assert im.mode == "P" and im.size == (256, 192)
+        assert (out / "overlays" / s).is_dir()
+        assert saved["pipeline"][s]["classifier"] == "oracle"
+    # ground-truth labels densified on clean synthetic frames: a floor far above chance
+    # (an empty or full prediction scores J < 0.1 here)
+    assert result["overall"]["J"]["mean"] > 0.5, result["overall"]
+    assert result["timing"]["s_per_frame"] > 0
+
+
+def test_scoring_only_mode_reproduces_the_pipeline_scores(evaluated, tmp_path):
+    data, out, result = evaluated
+    again = run(_cfg(data, tmp_path / "score", f"masks_dir={out / 'masks'}"))
+    assert again["mode"] == "score_only"
+    assert again["overall"]["JF"] == pytest.approx(result["overall"]["JF"])
+    # ground truth scored against itself is perfect
+    gt = tmp_path / "gt"
+    for s in ("synth000", "synth001", "synth002", "synth003"):
+        shutil.copytree(data / "bench/synthetic/Annotations/480p" / s, gt / s)
+    perfect = run(_cfg(data, tmp_path / "perfect", f"masks_dir={gt}"))
+    assert perfect["overall"]["J"]["mean"] == 1.0 and perfect["overall"]["F"]["mean"] == 1.0
+
+
+def test_a_prediction_with_a_missing_frame_is_an_error_naming_the_sequence(evaluated, tmp_path):
+    data, out, _ = evaluated
+    pred = tmp_path / "pred"
+    shutil.copytree(out / "masks", pred)
+    sorted((pred / "synth002").glob("*.png"))[-1].unlink()
+    with pytest.raises(ShapeMismatchError, match="synth002"):
+        run(_cfg(data, tmp_path / "x", f"masks_dir={pred}"))
+    with pytest.raises(EvaluationError, match="synth001"):
+        shutil.rmtree(pred / "synth001")
+        run(_cfg(data, tmp_path / "y", f"masks_dir={pred}"))
+
+
+def test_a_rerun_resumes_and_reuses_the_preprocessing_cache(evaluated, caplog):
+    data, out, result = evaluated
+    shutil.rmtree(out / "masks" / "synth003")  # as if interrupted before the last sequence
+    (out / "sequences" / "synth003.json").unlink()
+    before = {p: p.stat().st_mtime_ns for p in (out / "masks").rglob("*.png")}
+    caplog.set_level("INFO")
+    again = run(_cfg(data, out, "classifier.kind=oracle"))
+    assert "resuming: 3 sequences already done" in caplog.text
+    assert "0 written" in caplog.text and "1 already done" in caplog.text  # cached HDF5
+    assert {p: p.stat().st_mtime_ns for p in before} == before  # finished ones untouched
+    assert again["overall"]["JF"] == pytest.approx(result["overall"]["JF"])  # deterministic
+
+
+def test_scored_frames_skip_unannotated_and_optionally_first_last():
+    class GT:
+        annotated = np.array([True, False, True, True, True])
+
+    assert scored_frames(GT, False).tolist() == [0, 2, 3, 4]
+    assert scored_frames(GT, True).tolist() == [2, 3]
+
+
+def test_evaluate_cli_reports_a_missing_benchmark_root(tmp_path):
+    r = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "evaluate.py"),
+            "bench=davis2016",
+            f"paths.data_dir={tmp_path}",
+            f"hydra.run.dir={tmp_path / 'run'}",
+            "wandb.enabled=false",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert r.returncode == 2
+    assert "DAVIS2016" in r.stderr and "does not exist" in r.stderr
+
+
+needs_davis = pytest.mark.skipif(
+    not (SHARED / "DAVIS2016/Annotations/480p/blackswan").is_dir(),
+    reason=f"real DAVIS 2016 not found under {SHARED} (set MOSEG_SHARED_DATA)",
+)
+
+
+@pytest.mark.real_data
+@needs_davis
+def test_real_davis_ground_truth_scores_perfectly_and_a_shift_scores_less(tmp_path):
+    """The scorer on real DAVIS masks: GT against itself is 1; GT moved by 10 px is not."""
+    ann = SHARED / "DAVIS2016/Annotations/480p/blackswan"
+    shifted = tmp_path / "shift" / "blackswan"
+    shifted.mkdir(parents=True)
+    for p in sorted(ann.glob("*.png")):
+        m = read_mask_png(p)
+        write_mask_png(shifted / p.name, np.roll(m, 10, axis=1))
+    kw = {"bench": "davis2016"}
+    res = run(
+        _cfg(SHARED, tmp_path / "a", "bench.sequences=[blackswan]", f"masks_dir={ann.parent}", **kw)
+    )
+    assert res["overall"]["JF"] == 1.0
+    res = run(
+        _cfg(
+            SHARED,
+            tmp_path / "b",
+            "bench.sequences=[blackswan]",
+            f"masks_dir={shifted.parent}",
+            **kw,
+        )
+    )
+    assert 0.5 < res["overall"]["J"]["mean"] < 0.95
+
+
+def test_wandb_offline_gets_the_table(evaluated, tmp_path, monkeypatch):
+    pytest.importorskip("wandb")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    data, out, result = evaluated
+    cfg = _cfg(data, tmp_path, f"masks_dir={out / 'masks'}")
+    cfg.wandb.enabled = True
+    cfg.wandb.mode = "offline"
+    run(cfg)
+    runs = list((tmp_path / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1
+    table = json.loads(next(runs[0].rglob("sequences_*.table.json")).read_text())
+    assert table["columns"] == ["sequence", "J", "F", "JF"]
+    rows = {r[0]: r[3] for r in table["data"]}
+    assert rows == pytest.approx({r["sequence"]: r["JF"] for r in result["sequences"]})
