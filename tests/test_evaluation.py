@@ -388,3 +388,13 @@ def test_wandb_offline_gets_the_table(evaluated, tmp_path, monkeypatch):
     assert table["columns"] == ["sequence", "J", "F", "JF"]
     rows = {r[0]: r[3] for r in table["data"]}
     assert rows == pytest.approx({r["sequence"]: r["JF"] for r in result["sequences"]})
+
+
+def test_a_rerun_with_other_settings_redoes_the_sequences(evaluated, tmp_path, caplog):
+    data, out, _ = evaluated
+    run_dir = tmp_path / "run"
+    shutil.copytree(out, run_dir)
+    caplog.set_level("INFO")
+    res = run(_cfg(data, run_dir, "classifier.kind=oracle", "densify.method=splat"))
+    assert "4 sequence(s)" in caplog.text and "other settings" in caplog.text
+    assert all(r["densify_info"]["knobs"]["method"] == "splat" for r in res["pipeline"].values())

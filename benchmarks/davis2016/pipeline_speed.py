@@ -7,7 +7,7 @@ the sequences timed is printed for information only (two sequences are no benchm
 (issue 5): the 20 DAVIS-2016 val sequences (1376 frames) in <= 30 min, i.e. <= 1.3 s/frame.
 Needs ../shared/data (or --davis); prints a skip reason and an empty JSON otherwise.
 
-    python benchmarks/davis2016/pipeline_speed.py [--sequences blackswan car-shadow] [--ckpt C]
+    python benchmarks/davis2016/pipeline_speed.py [--sequences dog car-shadow] [--ckpt C]
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ DEFAULT_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder holding DAVIS2016/")
-    ap.add_argument("--sequences", nargs="+", default=["blackswan", "car-shadow"])
+    ap.add_argument("--sequences", nargs="+", default=["dog", "car-shadow"])
     ap.add_argument("--ckpt", default=None, help="classifier checkpoint (default: evaluate's)")
     ap.add_argument("overrides", nargs="*", help="extra evaluate.py overrides")
     a = ap.parse_args()

@@ -74,6 +74,7 @@ class ModelClassifier:
     result is the same on every run."""
 
     name = "model"
+    thresholds = REFERENCE_THRESHOLDS
 
     def __init__(
         self,

@@ -327,6 +327,19 @@ def _timing(records: dict[str, dict[str, Any]], frames: int, wall: float) -> dic
     }
 
 
+def settings_digest(cfg: DictConfig) -> str:
+    """A digest of every setting that changes a sequence's masks (so a resumed run never mixes
+    sequences made with different settings)."""
+    keys = ("bench", "tracker", "depth", "features", "densify", "classifier", "prep", "ckpt")
+    plain = {k: to_dict(cfg.get(k)) for k in keys}
+    plain["bench"] = {k: v for k, v in (plain["bench"] or {}).items() if k in ("frames", "layout")}
+    if plain["ckpt"]:
+        p = Path(str(plain["ckpt"]))
+        plain["ckpt"] = [str(p.resolve()), p.stat().st_mtime_ns if p.exists() else None]
+    blob = json.dumps(plain, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
 def _run_pipeline(
     cfg: DictConfig, bench: BenchSpec, seqs: list[str], out_dir: Path
 ) -> dict[str, dict[str, Any]]:
@@ -334,24 +347,36 @@ def _run_pipeline(
 
     overwrite = bool(cfg.get("overwrite", False))
     clean_temp_folders(out_dir / "masks")
+    digest = settings_digest(cfg)
     records: dict[str, dict[str, Any]] = {}
-    todo = []
+    todo, changed = [], []
     for s in seqs:
         rec = _record_path(out_dir, s)
         if not overwrite and rec.is_file() and (out_dir / "masks" / s).is_dir():
-            records[s] = json.loads(rec.read_text())
-        else:
-            todo.append(s)
+            old = json.loads(rec.read_text())
+            if old.get("settings_digest") == digest:
+                records[s] = old
+                continue
+            changed.append(s)
+        todo.append(s)
     if records:
         log.info("resuming: %d sequences already done in %s", len(records), out_dir)
+    if changed:
+        log.warning(
+            "%d sequence(s) in %s were made with other settings and are redone: %s",
+            len(changed),
+            out_dir,
+            ", ".join(changed[:8]),
+        )
     if not todo:
         return records
     files, prep_s = preprocess_all(cfg, bench, todo)
     c = cfg.classifier
     classifier = build_classifier(str(c.kind), cfg.get("ckpt"), to_dict(c))
     densifier = hydra.utils.instantiate(cfg.densify)
-    # classifiers whose scores are not model probabilities bring their own threshold
-    thresholds = getattr(classifier, "thresholds", None) or c.thresholds
+    # null: the classifier's own rule (the reference's list for a model; 0.5 for geometric and
+    # oracle, whose scores are not model probabilities)
+    thresholds = c.thresholds if c.get("thresholds") is not None else classifier.thresholds
     decide_kw = {
         "thresholds": [float(x) for x in thresholds],
         "min_moving": int(c.min_moving),
@@ -373,6 +398,7 @@ def _run_pipeline(
             log.exception("%s failed", s)
             failed.append(f"{s}: {type(e).__name__}: {e}")
             continue
+        rec["settings_digest"] = digest
         rec["preprocess_s"] = prep_s.get(s)
         rec["classifier"] = getattr(classifier, "name", str(classifier))
         rec["densifier"] = getattr(densifier, "name", str(densifier))
