@@ -53,6 +53,12 @@ def test_every_bench_config_composes(bench, tmp_path):
     assert spec.protocol in ("mos", "fine_grained", "davis2016_toolkit", "davis2017_unsupervised")
 
 
+def test_the_cache_never_goes_into_the_data_folder():
+    cfg = compose("evaluate", ["paths.data_dir=/read/only/data"])
+    assert cfg.bench.root == "/read/only/data/DAVIS2016"
+    assert not str(cfg.cache_dir).startswith("/read/only")
+
+
 def test_moving_subsets_are_the_documented_lists():
     d16 = BenchSpec.from_cfg(compose("evaluate", ["bench=davis2016"]).bench)
     mov = BenchSpec.from_cfg(compose("evaluate", ["bench=davis2016_moving"]).bench)
