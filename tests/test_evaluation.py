@@ -425,3 +425,21 @@ def test_real_davis_pipeline_end_to_end(tmp_path):
     assert rec["classifier"] == "geometric" and rec["densifier"] == "weight_free"
     assert len(list((tmp_path / "run/masks/car-shadow").glob("*.png"))) == 40
     assert res["overall"]["J"]["mean"] > 0.45, res["overall"]
+
+
+def test_overlay_video_on_request(evaluated, tmp_path):
+    av = pytest.importorskip("av")
+    data, _, _ = evaluated
+    cfg = _cfg(
+        data,
+        tmp_path,
+        "classifier.kind=oracle",
+        "bench.sequences=[synth001]",
+        "output.overlay_video=true",
+    )
+    run(cfg)
+    with av.open(str(tmp_path / "overlays" / "synth001.mp4")) as c:
+        s = c.streams.video[0]
+        frames = [f.to_ndarray(format="rgb24") for f in c.decode(s)]
+    assert len(frames) == 16 and frames[0].shape == (192, 256, 3)
+    assert float(s.average_rate) == pytest.approx(24.0)
