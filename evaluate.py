@@ -12,8 +12,10 @@ from omegaconf import DictConfig
 
 import moseg.config  # noqa: F401  (registers the config resolvers)
 from data_prep.common import InputError
+from moseg.evaluation.masks import MaskError
 from moseg.evaluation.run import EvaluationError, run
 from moseg.metrics import ShapeMismatchError, TooManyObjectsError
+from moseg.prep.frames import FrameError
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
@@ -23,6 +25,8 @@ def main(cfg: DictConfig) -> None:
     except (
         EvaluationError,
         InputError,
+        FrameError,
+        MaskError,
         ShapeMismatchError,
         TooManyObjectsError,
         FileNotFoundError,

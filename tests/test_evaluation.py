@@ -122,13 +122,18 @@ def test_geometric_classifier_separates_moving_from_static(camera_clip):
     auc = (mov[:, None] > sta[None, :]).mean()
     assert auc > 0.8, auc
     prob = GeometricClassifier(gap=2, ratio=5.0)(seq)
-    assert np.all((prob >= 0) & (prob < 1))
+    np.testing.assert_array_equal(np.isnan(prob), np.isnan(s))  # unscored tracks stay out
+    assert np.all((prob[ok] >= 0) & (prob[ok] < 1))
     np.testing.assert_array_equal(prob, GeometricClassifier(gap=2, ratio=5.0)(seq))
 
 
 def test_oracle_classifier_is_the_label(camera_clip):
-    p = OracleClassifier()(camera_clip)
-    np.testing.assert_array_equal(p == 1, camera_clip.label == 1)
+    seq = camera_clip
+    seq.label = seq.label.copy()
+    seq.label[:5] = -1
+    p = OracleClassifier()(seq)
+    np.testing.assert_array_equal(p == 1, seq.label == 1)
+    assert np.isnan(p[:5]).all() and not np.isnan(p[5:]).any()  # unknown: left out
 
 
 def _tiny_checkpoint(path: Path, feature_dim: int) -> Path:
@@ -237,12 +242,15 @@ def test_sequence_masks_are_written_whole_or_not_at_all(tmp_path, monkeypatch):
 # ----------------------------------------------------------------------------------------------
 # the pipeline end to end
 # ----------------------------------------------------------------------------------------------
-def _cfg(data_dir: Path, out: Path, *over: str, bench: str = "synthetic"):
+def _cfg(data_dir: Path, out: Path, *over: str, bench: str = "synthetic", cache=None):
+    cache = Path(cache or data_dir / "cache")
+    assert SHARED.resolve() not in cache.resolve().parents  # never write into the shared data
     cfg = compose(
         "evaluate",
         [
             f"bench={bench}",
             f"paths.data_dir={data_dir}",
+            f"cache_dir={cache}",
             "wandb.enabled=false",
             "output.overlays=1",
             *over,
@@ -300,8 +308,13 @@ def test_a_prediction_with_a_missing_frame_is_an_error_naming_the_sequence(evalu
     pred = tmp_path / "pred"
     shutil.copytree(out / "masks", pred)
     sorted((pred / "synth002").glob("*.png"))[-1].unlink()
-    with pytest.raises(ShapeMismatchError, match="synth002"):
+    with pytest.raises(EvaluationError, match="synth002.*00015"):
         run(_cfg(data, tmp_path / "x", f"masks_dir={pred}"))
+    for p in (pred / "synth003").glob("*.png"):  # every mask of another size
+        write_mask_png(p, read_mask_png(p)[:-8])
+    shutil.copytree(out / "masks" / "synth002", pred / "synth002", dirs_exist_ok=True)
+    with pytest.raises(ShapeMismatchError, match="synth003"):
+        run(_cfg(data, tmp_path / "z", f"masks_dir={pred}"))
     with pytest.raises(EvaluationError, match="synth001"):
         shutil.rmtree(pred / "synth001")
         run(_cfg(data, tmp_path / "y", f"masks_dir={pred}"))
@@ -318,6 +331,23 @@ def test_a_rerun_resumes_and_reuses_the_preprocessing_cache(evaluated, caplog):
     assert "0 written" in caplog.text and "1 already done" in caplog.text  # cached HDF5
     assert {p: p.stat().st_mtime_ns for p in before} == before  # finished ones untouched
     assert again["overall"]["JF"] == pytest.approx(result["overall"]["JF"])  # deterministic
+
+
+def test_masks_are_matched_to_frames_by_name(evaluated, tmp_path, caplog):
+    data, out, result = evaluated
+    pred = tmp_path / "pred"
+    shutil.copytree(out / "masks", pred)
+    (pred / "synth000" / "stray.png").write_bytes((pred / "synth000" / "00003.png").read_bytes())
+    res = run(_cfg(data, tmp_path / "s", f"masks_dir={pred}"))
+    assert "stray.png" in caplog.text  # ignored, with a warning
+    assert res["overall"]["JF"] == pytest.approx(result["overall"]["JF"])
+    assert res["per_frame"]["synth000"]["frames"][:2] == ["00000", "00001"]
+
+
+def test_a_changed_synthetic_benchmark_is_refused(evaluated, tmp_path):
+    data, _, _ = evaluated
+    with pytest.raises(ValueError, match="other settings"):
+        run(_cfg(data, tmp_path / "g", "bench.generate.seed=5"))
 
 
 def test_scored_frames_skip_unannotated_and_optionally_first_last():
@@ -365,7 +395,14 @@ def test_real_davis_ground_truth_scores_perfectly_and_a_shift_scores_less(tmp_pa
         write_mask_png(shifted / p.name, np.roll(m, 10, axis=1))
     kw = {"bench": "davis2016"}
     res = run(
-        _cfg(SHARED, tmp_path / "a", "bench.sequences=[blackswan]", f"masks_dir={ann.parent}", **kw)
+        _cfg(
+            SHARED,
+            tmp_path / "a",
+            "bench.sequences=[blackswan]",
+            f"masks_dir={ann.parent}",
+            cache=tmp_path,
+            **kw,
+        )
     )
     assert res["overall"]["JF"] == 1.0
     res = run(
@@ -374,6 +411,7 @@ def test_real_davis_ground_truth_scores_perfectly_and_a_shift_scores_less(tmp_pa
             tmp_path / "b",
             "bench.sequences=[blackswan]",
             f"masks_dir={shifted.parent}",
+            cache=tmp_path,
             **kw,
         )
     )
@@ -416,9 +454,9 @@ def test_real_davis_pipeline_end_to_end(tmp_path):
             SHARED,
             tmp_path / "run",
             "bench.sequences=[car-shadow]",
-            f"cache_dir={tmp_path / 'cache'}",
             "output.overlays=0",
             bench="davis2016",
+            cache=tmp_path / "cache",
         )
     )
     rec = res["pipeline"]["car-shadow"]

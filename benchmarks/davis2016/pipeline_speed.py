@@ -58,6 +58,8 @@ def main() -> None:
     print(f"classifier {clf}, {t['frames']} frames of {', '.join(a.sequences)}")
     for k, v in t["stage_s_per_frame"].items():
         print(f"  {k:<12} {v:.3f} s/frame")
+    wall = t["wall_seconds_this_run"] / t["frames"]
+    print(f"  wall time of the run (stages, scoring, set-up): {wall:.3f} s/frame")
     print(f"pipeline_s_per_frame_davis {t['s_per_frame']:.3f}  (J&F {res['overall']['JF']:.3f})")
     print(json.dumps({"pipeline_s_per_frame_davis": t["s_per_frame"]}))
 

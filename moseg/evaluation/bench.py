@@ -14,9 +14,16 @@ from typing import Any
 import numpy as np
 
 from data_prep.common import InputError, to_dict
-from data_prep.davis import LAYOUTS, GroundTruth, LayoutOptions, list_sequences, read_masks
+from data_prep.davis import (
+    LAYOUTS,
+    GroundTruth,
+    LayoutOptions,
+    list_sequences,
+    read_masks,
+    sequence_dirs,
+)
 from moseg.metrics import PROTOCOLS, get_protocol
-from moseg.prep.frames import FrameSpec
+from moseg.prep.frames import FrameSpec, list_frame_files
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +75,12 @@ class BenchSpec:
 
     def ensure(self) -> None:
         """Make a generated benchmark's tree on first use; check that the root exists."""
-        if self.generate and not self.root.exists():
-            from moseg.evaluation.synthetic import write_synthetic_bench
+        if self.generate:
+            from moseg.evaluation.synthetic import check_synthetic_bench, write_synthetic_bench
 
-            write_synthetic_bench(self.root, **self.generate)
+            if not self.root.exists():
+                write_synthetic_bench(self.root, **self.generate)
+            check_synthetic_bench(self.root, self.generate)
         if not self.root.exists():
             raise InputError(
                 f"bench {self.id}: root {self.root} does not exist. Put the dataset there or set "
@@ -92,6 +101,14 @@ class BenchSpec:
                 f"(split {self.split}; found {len(found)})"
             )
         return list(self.sequences)
+
+    def frame_names(self, seq: str) -> list[str]:
+        """Stems of the frames the spec keeps (the names of the mask files, ``<stem>.png``)."""
+        frames_dir, _ = sequence_dirs(
+            self.format, self.root, seq, split=self.raw_split, options=self.options
+        )
+        files, _ = list_frame_files(frames_dir)
+        return [Path(files[int(i)]).stem for i in self.spec.select(len(files))]
 
     def ground_truth(self, seq: str) -> GroundTruth:
         """Masks ``[T, H, W]`` of the frames the spec keeps, at their original size."""

@@ -10,7 +10,7 @@ Three classifiers share one interface, ``classifier(seq) -> prob [N]`` (moving p
   (RANSAC) explains the background's image motion; a track whose transfer residual is many times
   the frame's median residual moves. This is the classic baseline of docs/benchmarks.md.
 - :class:`OracleClassifier`: the file's own labels (ground truth at the query frame), for upper
-  bounds of the densifiers.
+  bounds of the densifiers (decided directly, without the threshold rule).
 
 :func:`decide` turns probabilities into decisions with the reference's rule: the first threshold
 of a descending list that gives at least ``min_moving`` moving tracks, else the ``fallback_top``
@@ -44,6 +44,8 @@ def decide(
     """``moving [N] bool`` and the threshold used (``nan`` when the fallback chose).
 
     ``prob [N]`` may hold NaN for tracks that were not classified; they are never moving."""
+    if list(thresholds) != sorted(thresholds, reverse=True):
+        raise ValueError(f"thresholds must be in descending order, got {list(thresholds)}")
     p = np.nan_to_num(np.asarray(prob, np.float64), nan=-1.0)
     for th in thresholds:
         moving = p >= th
@@ -67,7 +69,8 @@ def centred_window(T: int, q: int, length: int) -> np.ndarray:
 class ModelClassifier:
     """A trained :class:`~moseg.models.TrackClassifier` applied to whole sequences.
 
-    ``window``: frames per pass (None: the checkpoint's training window, else 24);
+    ``window``: frames per pass (None: 24, the default training window of every source
+    config; checkpoints do not record it);
     ``tracks_per_pass``: most tracks that attend to each other in one pass;
     ``max_tracks``: classify at most this many tracks in all, an equal share per query frame
     (the reference uses 5000; None: every track); ``seed``: chunking and sub-sampling, so the
@@ -92,12 +95,30 @@ class ModelClassifier:
             raise FileNotFoundError(f"{path}: classifier checkpoint not found")
         self.device = torch.device(device)
         self.net = load_classifier(str(path), map_location=self.device).float()
-        saved = torch.load(str(path), map_location="cpu", weights_only=False)["moseg"]
-        self.window = int(window or saved.get("num_frames") or 24)
+        self.window = int(window or 24)
         self.tracks_per_pass = int(tracks_per_pass)
         self.max_tracks = max_tracks
         self.seed = int(seed)
         self.path = path
+        self.missing_inputs: list[str] = []  # of the last sequence classified
+
+    def check_inputs(self, seq: Sequence) -> list[str]:
+        """Inputs the model was built for that ``seq`` lacks (it then sees zeros there, as in
+        modality dropout, which is not what it was mostly trained on); each is logged."""
+        cfg, missing = self.net.cfg, []
+        if cfg.use_depth and seq.track_depth is None and seq.depth is None:
+            missing.append("depth")
+        if cfg.semantics != "none" and seq.features is None:
+            missing.append("features")
+        for m in missing:
+            log.warning(
+                "%s: the classifier uses %s but the preprocessed file has none: it sees zeros "
+                "(set %s=... in evaluate.py to match the training data)",
+                seq.name,
+                m,
+                m,
+            )
+        return missing
 
     def _pass(self, seq: Sequence, ids: np.ndarray, t: np.ndarray, qi: int) -> np.ndarray:
         cfg = self.net.cfg
@@ -130,6 +151,7 @@ class ModelClassifier:
         return torch.sigmoid(logits[0].float()).cpu().numpy()
 
     def __call__(self, seq: Sequence) -> np.ndarray:
+        self.missing_inputs = self.check_inputs(seq)
         rng = np.random.default_rng(self.seed)
         prob = np.full(seq.num_tracks, np.nan, np.float32)
         queries = np.unique(seq.query_frame)
@@ -168,10 +190,12 @@ class GeometricClassifier:
         percentile: float = 75.0,
         ransac_px: float = 3.0,
         min_points: int = 12,
+        min_median_px: float = 0.3,
         seed: int = 0,
     ):
         self.gap, self.ratio, self.percentile = int(gap), float(ratio), float(percentile)
         self.ransac_px, self.min_points, self.seed = float(ransac_px), int(min_points), int(seed)
+        self.min_median_px = float(min_median_px)
 
     def scores(self, seq: Sequence) -> np.ndarray:
         """``[N]`` residual ratio score (NaN for tracks never seen in a usable frame pair)."""
@@ -185,12 +209,17 @@ class GeometricClassifier:
                 continue
             a = seq.tracks[both, t].astype(np.float32)
             b = seq.tracks[both, u].astype(np.float32)
-            H, _ = cv2.findHomography(a, b, cv2.RANSAC, self.ransac_px)
+            H, inl = cv2.findHomography(a, b, cv2.RANSAC, self.ransac_px)
             if H is None:
                 continue
             pa = cv2.perspectiveTransform(a[:, None], H)[:, 0]
             err = np.linalg.norm(pa - b, axis=1)
-            med = max(float(np.median(err)), 1e-3)
+            # the background's typical error: the median over RANSAC inliers (a large moving
+            # object would inflate a median over all tracks), floored so that sub-pixel jitter
+            # of a still camera does not turn into huge ratios
+            inl = inl.ravel().astype(bool)
+            med = float(np.median(err[inl])) if inl.any() else float(np.median(err))
+            med = max(med, self.min_median_px)
             ratios[both, t] = err / med
         with np.errstate(all="ignore"):
             seen = ~np.isnan(ratios).all(axis=1)
@@ -199,20 +228,27 @@ class GeometricClassifier:
         return s
 
     def __call__(self, seq: Sequence) -> np.ndarray:
+        """``[N]`` moving probability; NaN for tracks never seen in a usable frame pair (left
+        out, not passed to the densifier as static evidence)."""
         s = self.scores(seq)
-        return np.where(np.isnan(s), 0.0, s / (s + self.ratio)).astype(np.float32)
+        return (s / (s + self.ratio)).astype(np.float32)
 
 
 class OracleClassifier:
-    """The file's labels as probabilities (1 moving, 0 static or unknown): upper bounds."""
+    """The file's labels as probabilities (1 moving, 0 static, NaN unknown: left out), for
+    upper bounds. Its decisions are the labels themselves (``direct``): no threshold rule, no
+    fallback."""
 
     name = "oracle"
     thresholds = (0.5,)
+    direct = True
 
     def __call__(self, seq: Sequence) -> np.ndarray:
         if seq.label is None:
             raise ValueError(f"{seq.name}: the oracle classifier needs labels in the file")
-        return (seq.label == LABEL_MOVING).astype(np.float32)
+        p = (seq.label == LABEL_MOVING).astype(np.float32)
+        p[seq.label < 0] = np.nan
+        return p
 
 
 def build_classifier(kind: str, ckpt: str | None, options: dict) -> object:

@@ -66,7 +66,8 @@ def preprocess_jobs(cfg: DictConfig, bench: BenchSpec, seqs: list[str]) -> list[
     }
     blob = json.dumps({"v": DAVIS_VERSION, **common}, sort_keys=True, default=str)
     key = hashlib.sha256(blob.encode()).hexdigest()[:10]
-    out = Path(str(cfg.cache_dir)) / bench.id / key
+    # keyed by data and settings, not by benchmark: davis2016 and davis2016_moving share files
+    out = Path(str(cfg.cache_dir)) / f"{bench.format}-{bench.root.resolve().name}" / key
     split = bench.split or "all"
     found = [(split, s, {}) for s in seqs]
     return sequence_jobs(
@@ -121,7 +122,10 @@ def predict_sequence(
     t0 = time.perf_counter()
     seq = load_sequence(h5)
     prob = classifier(seq)
-    moving, threshold = decide(prob, **decide_kw)
+    if getattr(classifier, "direct", False):  # labels, not scores: no threshold rule
+        moving, threshold = np.nan_to_num(prob, nan=0.0) >= 0.5, float("nan")
+    else:
+        moving, threshold = decide(prob, **decide_kw)
     t1 = time.perf_counter()
     frames = read_bench_frames(bench, name)
     if frames.size != (seq.height, seq.width) or frames.num_frames != seq.num_frames:
@@ -144,13 +148,17 @@ def predict_sequence(
     masks = res.masks
     dropped = 0
     if not get_protocol(bench.protocol).merge_objects and masks.max() > bench.max_objects:
-        # the fine-grained scorer (like the official one) refuses more than max_objects
-        # proposals; densifiers number objects largest first, so keep the largest
-        dropped = len(np.setdiff1d(np.unique(masks[masks > bench.max_objects]), [0]))
+        # the fine-grained scorer (like the official one) refuses ids above max_objects: keep
+        # the largest objects (by area over the video), renumbered 1..max_objects
+        area = np.bincount(masks.ravel(), minlength=256)[1:]
+        order = np.argsort(-area, kind="stable")[: bench.max_objects]
+        lut = np.zeros(256, np.uint8)
+        lut[order + 1] = np.arange(1, len(order) + 1)
+        dropped = int((area > 0).sum() - (area[order] > 0).sum())
         log.warning(
             "%s: %d smallest objects dropped (max_objects=%d)", name, dropped, bench.max_objects
         )
-        masks = np.where(masks > bench.max_objects, 0, masks).astype(np.uint8)
+        masks = lut[masks]
     H0, W0 = frames.original_size
     if masks.shape[1:] != (H0, W0):
         masks = np.stack([cv2.resize(m, (W0, H0), interpolation=cv2.INTER_NEAREST) for m in masks])
@@ -165,6 +173,7 @@ def predict_sequence(
         "classified": int(keep.sum()),
         "moving": int(moving.sum()),
         "threshold": threshold,
+        "missing_inputs": list(getattr(classifier, "missing_inputs", [])),
         "track_accuracy": float(correct.sum() / max(1, (labelled & keep).sum())),
         "objects": int(res.num_objects),
         "objects_dropped": int(dropped),
@@ -182,25 +191,39 @@ def predict_sequence(
 # Scoring
 # ----------------------------------------------------------------------------------------------
 def score_sequence(bench: BenchSpec, seq: str, folder: Path) -> SequenceScore:
-    """Score the masks in ``folder`` against the ground truth of ``seq``: only annotated frames
-    count (sparse ground truth, e.g. FBMS), minus the first and last with ``skip_first_last``.
-    A prediction with another frame count or size is an error naming the sequence."""
+    """Score ``folder/<frame>.png`` (one per kept frame, matched by name as the official
+    evaluator does) against the ground truth of ``seq``: only annotated frames count (sparse
+    ground truth, e.g. FBMS), minus the first and last with ``skip_first_last``. A missing mask
+    file or one of another size is an error naming the sequence."""
     gt = bench.ground_truth(seq)
+    names = bench.frame_names(seq)
     try:
-        pred = read_sequence_masks(folder)
+        pred = read_sequence_masks(folder, names)
     except MaskError as e:
         raise EvaluationError(f"{seq}: {e}") from e
+    extra = sorted({p.stem for p in folder.glob("*.png")} - set(names))
+    if extra:
+        log.warning(
+            "%s: %d mask file(s) match no frame and are ignored (first: %s.png)",
+            seq,
+            len(extra),
+            extra[0],
+        )
     kw = {"name": seq, "max_objects": bench.max_objects, "skip_first_last": False}
     if pred.shape != gt.masks.shape:  # the scorer's error names both shapes
         return evaluate_sequence(gt.masks, pred, bench.protocol, **kw)
     keep = scored_frames(gt, bench.skip_first_last)
-    return evaluate_sequence(
+    if keep.size == 0:
+        raise EvaluationError(f"{seq}: no annotated frame to score among the {len(names)} kept")
+    score = evaluate_sequence(
         gt.masks[keep],
         pred[keep],
         bench.protocol,
         official_decay_bins=bench.official_decay_bins,
         **kw,
     )
+    score.frame_names = [names[i] for i in keep]  # what the per-frame values refer to
+    return score
 
 
 def summary_row(sc: SequenceScore) -> dict[str, Any]:
@@ -285,7 +308,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         "masks": str(masks_root),
         "overall": overall,
         "sequences": rows,
-        "per_frame": {sc.name: sc.to_dict(per_frame=True) for sc in scores},
+        "per_frame": {
+            sc.name: {"frames": sc.frame_names, **sc.to_dict(per_frame=True)} for sc in scores
+        },
         "pipeline": {s: records[s] for s in seqs} if records else None,
         "timing": timing,
         "notes": bench.notes(),
@@ -332,7 +357,9 @@ def settings_digest(cfg: DictConfig) -> str:
     sequences made with different settings)."""
     keys = ("bench", "tracker", "depth", "features", "densify", "classifier", "prep", "ckpt")
     plain = {k: to_dict(cfg.get(k)) for k in keys}
-    plain["bench"] = {k: v for k, v in (plain["bench"] or {}).items() if k in ("frames", "layout")}
+    plain["bench"] = {  # everything but the choice of sequences and the name
+        k: v for k, v in (plain["bench"] or {}).items() if k not in ("id", "sequences")
+    }
     if plain["ckpt"]:
         p = Path(str(plain["ckpt"]))
         plain["ckpt"] = [str(p.resolve()), p.stat().st_mtime_ns if p.exists() else None]
@@ -402,9 +429,13 @@ def _run_pipeline(
         rec["preprocess_s"] = prep_s.get(s)
         rec["classifier"] = getattr(classifier, "name", str(classifier))
         rec["densifier"] = getattr(densifier, "name", str(densifier))
+        try:
+            _overlays(cfg, bench, s, out_dir)
+        except Exception as e:  # pictures are extras: never lose a finished sequence to them
+            log.warning("%s: overlays failed (%s: %s)", s, type(e).__name__, e)
+            rec["overlay_error"] = f"{type(e).__name__}: {e}"
         atomic_write_text(_record_path(out_dir, s), json.dumps(rec, indent=2))
         records[s] = rec
-        _overlays(cfg, bench, s, out_dir)
     if failed:
         raise EvaluationError(
             f"{bench.id}: {len(failed)} sequence(s) failed (finished ones are kept; rerun with "
@@ -458,16 +489,20 @@ def _log_wandb(
     except ImportError:
         log.warning("wandb is not installed: skipping W&B logging")
         return
-    run = wandb.init(
-        project=w.get("project", "moseg"),
-        name=w.get("name"),
-        group=w.get("group"),
-        mode=w.get("mode", "offline"),
-        dir=str(out_dir),
-        config=OmegaConf.to_container(cfg, resolve=True),
-        job_type="evaluate",
-        reinit="finish_previous",
-    )
+    try:
+        run = wandb.init(
+            project=w.get("project", "moseg"),
+            name=w.get("name"),
+            group=w.get("group"),
+            mode=w.get("mode", "offline"),
+            dir=str(out_dir),
+            config=OmegaConf.to_container(cfg, resolve=True),
+            job_type="evaluate",
+            reinit="finish_previous",
+        )
+    except Exception as e:  # e.g. online mode without an API key: metrics.json is written
+        log.error("W&B logging failed (%s); metrics are in %s", e, out_dir / "metrics.json")
+        return
     try:
         b = bench.id
         data = {
@@ -484,7 +519,10 @@ def _log_wandb(
         data[f"{b}/sequences"] = wandb.Table(
             columns=cols, data=[[r[c] for c in cols] for r in rows]
         )
-        pics = sorted((out_dir / "overlays").glob("*/*.png"))[: 3 * 8]
+        # a few overlays of every sequence, at most 24 pictures in all
+        per_seq = [sorted(d.glob("*.png")) for d in sorted((out_dir / "overlays").glob("*/"))]
+        k = max(1, 24 // max(1, len(per_seq)))
+        pics = [p for ps in per_seq for p in ps[:k]][:24]
         if pics:
             data[f"{b}/overlays"] = [
                 wandb.Image(str(p), caption=f"{p.parent.name}/{p.stem}") for p in pics

@@ -3,6 +3,7 @@ pipeline and the scorer run on them exactly as on DAVIS, with no downloads (test
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import uuid
@@ -12,9 +13,28 @@ from typing import Any
 import cv2
 import numpy as np
 
+from data_prep.common import InputError
 from moseg.evaluation.masks import write_mask_png
 
 log = logging.getLogger(__name__)
+
+STAMP = "moseg_synthetic_bench.json"  # the settings the tree was generated with
+
+
+def _settings(num_clips: int, seed: int, generator: dict[str, Any] | None) -> dict[str, Any]:
+    return {"num_clips": int(num_clips), "seed": int(seed), "generator": dict(generator or {})}
+
+
+def check_synthetic_bench(root: str | Path, generate: dict[str, Any]) -> None:
+    """Refuse a generated tree made with other settings (its clips would differ silently)."""
+    stamp = Path(root) / STAMP
+    want = _settings(**{k: generate.get(k) for k in ("num_clips", "seed", "generator")})
+    have = json.loads(stamp.read_text()) if stamp.is_file() else None
+    if have != json.loads(json.dumps(want, sort_keys=True)):
+        raise InputError(
+            f"{root}: generated with other settings ({stamp.name}: {have}); delete the folder "
+            f"to regenerate it with {want}, or set bench.root elsewhere"
+        )
 
 
 def moving_object_masks(ids: np.ndarray, object_moving: np.ndarray) -> np.ndarray:
@@ -60,6 +80,7 @@ def write_synthetic_bench(
                 cv2.imwrite(str(fdir / f"{t:05d}.jpg"), bgr, [cv2.IMWRITE_JPEG_QUALITY, 95])
                 write_mask_png(mdir / f"{t:05d}.png", gt[t])
             names.append(name)
+        (tmp / STAMP).write_text(json.dumps(_settings(num_clips, seed, generator), sort_keys=True))
         lists = tmp / "ImageSets" / "2017"
         lists.mkdir(parents=True)
         (lists / f"{split}.txt").write_text("\n".join(names) + "\n")
