@@ -177,8 +177,8 @@ class GeometricClassifier:
     ``ransac_px``); each such track's transfer error is divided by the median error of that
     frame pair; a track's score is the ``percentile`` of its ratios over its life, and
     ``prob = s / (s + ratio)`` (0.5 exactly at ``ratio``), so ``decide(prob, [0.5])`` moves the
-    tracks scoring above ``ratio``. Defaults chosen on the 8 DAVIS-2016 train sequences (track
-    F1 0.54 at gap 1, ratio 10; docs/benchmarks.md)."""
+    tracks scoring above ``ratio``. Defaults chosen on the 8 DAVIS-2016 train sequences
+    (pipeline J&F 44.8 at gap 1, ratio 20; docs/benchmarks.md)."""
 
     name = "geometric"
     thresholds = (0.5,)  # its probabilities are calibrated to the ratio, not to a model's
@@ -186,7 +186,7 @@ class GeometricClassifier:
     def __init__(
         self,
         gap: int = 1,
-        ratio: float = 10.0,
+        ratio: float = 20.0,
         percentile: float = 75.0,
         ransac_px: float = 3.0,
         min_points: int = 12,
