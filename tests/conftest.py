@@ -1,10 +1,23 @@
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from data_prep.synthetic import SynthConfig, generate_clip
 from moseg.io import Sequence
+
+# the real data next to the project (../shared/data); tests that need it skip without it
+SHARED = Path(
+    os.environ.get("MOSEG_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared/data")
+)
+needs_davis = pytest.mark.skipif(
+    not (SHARED / "DAVIS2016/JPEGImages/480p/blackswan").is_dir()
+    or not (SHARED / "DAVIS2016/Annotations/480p/blackswan").is_dir(),
+    reason=f"real DAVIS 2016 not found under {SHARED} (set MOSEG_SHARED_DATA)",
+)
 
 # Small scenes keep every test fast; the geometry is the same as at full size.
 TINY = dict(

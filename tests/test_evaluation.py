@@ -4,7 +4,6 @@ scorer end to end on the generated ``synthetic`` benchmark."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -35,10 +34,9 @@ from moseg.evaluation.masks import (
 )
 from moseg.evaluation.run import EvaluationError, run
 from moseg.metrics import ShapeMismatchError
-from tests.conftest import tiny_config
+from tests.conftest import SHARED, needs_davis, tiny_config
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("MOSEG_SHARED_DATA", ROOT.parent / "shared/data"))
 BENCHES = sorted(p.stem for p in (CONF_DIR / "bench").glob("*.yaml"))
 
 
@@ -375,12 +373,6 @@ def test_evaluate_cli_reports_a_missing_benchmark_root(tmp_path):
     )
     assert r.returncode == 2
     assert "DAVIS2016" in r.stderr and "does not exist" in r.stderr
-
-
-needs_davis = pytest.mark.skipif(
-    not (SHARED / "DAVIS2016/Annotations/480p/blackswan").is_dir(),
-    reason=f"real DAVIS 2016 not found under {SHARED} (set MOSEG_SHARED_DATA)",
-)
 
 
 @pytest.mark.real_data

@@ -3,7 +3,6 @@ FBMS-59 (sparse ground truth) and SegTrackv2 (one and several objects), plus rea
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -20,11 +19,9 @@ from moseg.io import load_sequence, validate
 from moseg.io.contract import MASK_VOID
 from moseg.prep.base import TrackResult, query_grid
 from moseg.prep.frames import FrameSpec
+from tests.conftest import SHARED, needs_davis
 
 T, H, W = 6, 48, 64
-SHARED = Path(
-    os.environ.get("MOSEG_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared/data")
-)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -488,12 +485,6 @@ def test_default_opencv_tracker_end_to_end(tmp_path):
     seq = load_sequence(path)
     assert seq.provenance["tracker"]["name"] == "opencv"
     assert (seq.label == 1).sum() > 0 and (seq.label == 0).sum() > 0
-
-
-needs_davis = pytest.mark.skipif(
-    not (SHARED / "DAVIS2016/JPEGImages/480p/blackswan").is_dir(),
-    reason=f"real DAVIS 2016 not found under {SHARED} (set MOSEG_SHARED_DATA)",
-)
 
 
 @pytest.mark.real_data
