@@ -23,6 +23,7 @@ from moseg.io.contract import Sequence
 from moseg.prep.base import TrackResult
 from moseg.prep.frames import FrameError, Frames
 from moseg.prep.pipeline import preprocess
+from moseg.viz import davis_palette as voc_palette  # noqa: F401  (re-exported: VOC map)
 
 S = TypeVar("S")
 
@@ -72,20 +73,6 @@ def sized(img: np.ndarray, size: tuple[int, int], path: Path | str) -> np.ndarra
             f"{path}: is {img.shape[1]}x{img.shape[0]}, but the frames are {size[1]}x{size[0]}"
         )
     return img
-
-
-def voc_palette(n: int = 256) -> np.ndarray:
-    """The PASCAL VOC colour map ``[n, 3] uint8`` (RGB) that DAVIS 2017 and HOI4D use.
-
-    Index ``i`` spreads its bits over the three channels, most significant bit first: bit ``3k``
-    goes to red bit ``7 - k``, bit ``3k + 1`` to green, bit ``3k + 2`` to blue.
-    """
-    idx = np.arange(n)
-    out = np.zeros((n, 3), np.int64)
-    for k in range(8):
-        for ch in range(3):
-            out[:, ch] |= ((idx >> (3 * k + ch)) & 1) << (7 - k)
-    return out.astype(np.uint8)
 
 
 def pack_rgb(rgb: np.ndarray) -> np.ndarray:

@@ -122,15 +122,17 @@ class ModelClassifier:
 
     def _pass(self, seq: Sequence, ids: np.ndarray, t: np.ndarray, qi: int) -> np.ndarray:
         cfg = self.net.cfg
-        tracks = torch.from_numpy(seq.tracks[ids][:, t].astype(np.float32))[None]
-        vis = torch.from_numpy(seq.visibility[ids][:, t])[None]
-        conf = torch.from_numpy(seq.confidence[ids][:, t].astype(np.float32))[None]
+        rows = np.ix_(ids, t)  # the chunk's tracks over the window, one copy each
+        xy = seq.tracks[rows].astype(np.float32)
+        tracks = torch.from_numpy(xy)[None]
+        vis = torch.from_numpy(seq.visibility[rows])[None]
+        conf = torch.from_numpy(seq.confidence[rows].astype(np.float32))[None]
         depth = None
         if cfg.use_depth:
             if seq.track_depth is not None:
-                depth = torch.from_numpy(seq.track_depth[ids][:, t].astype(np.float32))[None]
+                depth = torch.from_numpy(seq.track_depth[rows].astype(np.float32))[None]
             elif seq.depth is not None:
-                d = sample_depth(seq.depth[t], seq.tracks[ids][:, t], (seq.height, seq.width))
+                d = sample_depth(seq.depth[t], xy, (seq.height, seq.width))
                 depth = torch.from_numpy(d.astype(np.float32))[None]
         feats = None
         if cfg.semantics != "none" and seq.features is not None:

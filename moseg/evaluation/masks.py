@@ -50,7 +50,6 @@ def read_mask_png(path: str | Path) -> np.ndarray:
     if mode == "P":
         return a.astype(np.uint8)
     if mode in ("L", "1", "I", "I;16"):
-        a = np.asarray(a)
         vals = np.unique(a)
         if set(vals.tolist()) <= {0, 255}:
             return (a > 0).astype(np.uint8)

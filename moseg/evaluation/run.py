@@ -46,6 +46,10 @@ from moseg.utils.atomic import atomic_write_text
 log = logging.getLogger(__name__)
 
 
+# what predict_sequence reads from a cached file (the required fields come with it)
+CLASSIFIER_FIELDS = ("track_depth", "depth", "features")
+
+
 class EvaluationError(RuntimeError):
     """The benchmark could not be completed; the message says which sequences and why."""
 
@@ -117,10 +121,12 @@ def predict_sequence(
     densifier: Any,
     decide_kw: dict[str, Any],
     out_dir: Path,
-) -> dict[str, Any]:
-    """Classify, densify and write the masks of one sequence; returns its record."""
+) -> tuple[dict[str, Any], Frames, np.ndarray]:
+    """Classify, densify and write the masks of one sequence; returns its record, its frames
+    and the masks at the frames' size (for overlays, so nothing is read twice)."""
     t0 = time.perf_counter()
-    seq = load_sequence(h5)
+    # the tracks and what a classifier may use; not the stored ground-truth masks
+    seq = load_sequence(h5, fields=CLASSIFIER_FIELDS)
     prob = classifier(seq)
     if getattr(classifier, "direct", False):  # labels, not scores: no threshold rule
         moving, threshold = np.nan_to_num(prob, nan=0.0) >= 0.5, float("nan")
@@ -160,13 +166,14 @@ def predict_sequence(
         )
         masks = lut[masks]
     H0, W0 = frames.original_size
+    full = masks
     if masks.shape[1:] != (H0, W0):
-        masks = np.stack([cv2.resize(m, (W0, H0), interpolation=cv2.INTER_NEAREST) for m in masks])
-    write_sequence_masks(out_dir / "masks" / name, frames.names, masks)
+        full = np.stack([cv2.resize(m, (W0, H0), interpolation=cv2.INTER_NEAREST) for m in masks])
+    write_sequence_masks(out_dir / "masks" / name, frames.names, full)
     t4 = time.perf_counter()
     labelled = seq.label >= 0
     correct = (moving == (seq.label == 1)) & labelled & keep
-    return {
+    record = {
         "sequence": name,
         "frames": int(frames.num_frames),
         "tracks": int(seq.num_tracks),
@@ -185,6 +192,7 @@ def predict_sequence(
         },
         "densify_info": json.loads(json.dumps(res.info, default=str)),
     }
+    return record, frames, masks
 
 
 # ----------------------------------------------------------------------------------------------
@@ -420,7 +428,9 @@ def _run_pipeline(
     for s in bar:
         bar.set_postfix_str(s, refresh=False)
         try:
-            rec = predict_sequence(s, files[s], bench, classifier, densifier, decide_kw, out_dir)
+            rec, frames, masks = predict_sequence(
+                s, files[s], bench, classifier, densifier, decide_kw, out_dir
+            )
         except Exception as e:  # record and go on: one bad sequence must not lose the others
             log.exception("%s failed", s)
             failed.append(f"{s}: {type(e).__name__}: {e}")
@@ -430,7 +440,7 @@ def _run_pipeline(
         rec["classifier"] = getattr(classifier, "name", str(classifier))
         rec["densifier"] = getattr(densifier, "name", str(densifier))
         try:
-            _overlays(cfg, bench, s, out_dir)
+            _overlays(cfg, s, frames, masks, out_dir)
         except Exception as e:  # pictures are extras: never lose a finished sequence to them
             log.warning("%s: overlays failed (%s: %s)", s, type(e).__name__, e)
             rec["overlay_error"] = f"{type(e).__name__}: {e}"
@@ -444,18 +454,14 @@ def _run_pipeline(
     return records
 
 
-def _overlays(cfg: DictConfig, bench: BenchSpec, seq: str, out_dir: Path) -> None:
+def _overlays(cfg: DictConfig, seq: str, frames: Frames, masks: np.ndarray, out_dir: Path) -> None:
+    """Overlay pictures (and optionally a video) of ``masks [T, H, W]`` on ``frames``."""
     out = cfg.get("output") or {}
     n, video = int(out.get("overlays", 0) or 0), bool(out.get("overlay_video", False))
     if n <= 0 and not video:
         return
     from moseg.viz import overlay_masks, save_png, write_video
 
-    frames = read_bench_frames(bench, seq)
-    masks = read_sequence_masks(out_dir / "masks" / seq, frames.names)
-    if masks.shape[1:] != frames.size:
-        H, W = frames.size
-        masks = np.stack([cv2.resize(m, (W, H), interpolation=cv2.INTER_NEAREST) for m in masks])
     T = frames.num_frames
     pick = sorted({int(round(x)) for x in np.linspace(0, T - 1, n)}) if n > 0 else []
     for t in pick:
