@@ -1,4 +1,4 @@
-"""The ``moseg`` command line: ``moseg validate FILE...``, ``moseg info FILE``."""
+"""The ``moseg`` command line: ``validate``, ``info``, ``runs``, ``preprocess`` and ``segment``."""
 
 from __future__ import annotations
 
@@ -119,6 +119,96 @@ def cmd_preprocess(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+class _PromptAction(argparse.Action):
+    """Keeps ``--point``, ``--box`` and ``--object`` in command-line order (``--object`` sets
+    the object of the prompts after it)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        items = getattr(namespace, "prompt_items", None) or []
+        items.append((self.dest, values))
+        namespace.prompt_items = items
+
+
+def parse_prompt_items(items: list[tuple[str, str]]) -> list:
+    from moseg.segmentation.prompts import check_object_id, parse_box, parse_point
+
+    out, obj = [], 1
+    for kind, value in items:
+        if kind == "object":
+            obj = check_object_id(value)
+        elif kind == "point":
+            out.append(parse_point(value, obj))
+        else:
+            out.append(parse_box(value, obj))
+    return out
+
+
+def cmd_segment(args: argparse.Namespace) -> int:
+    """A video or frame folder -> DIR/masks/*.png, DIR/overlay.mp4, DIR/objects.json."""
+    from moseg.config import compose
+    from moseg.prep.frames import FrameError
+    from moseg.segmentation.prompts import PromptError
+    from moseg.segmentation.run import SegmentError, plan, prompt_summary, run
+
+    try:
+        prompts = parse_prompt_items(args.prompt_items or [])
+    except PromptError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    overrides = list(args.overrides)
+    if args.method:
+        overrides.append(f"method={args.method}")
+    if args.overwrite:
+        overrides.append("overwrite=true")
+    if args.no_overlay:
+        overrides.append("output.overlay=false")
+    try:
+        cfg = compose("segment", overrides)
+    except Exception as e:  # bad override: Hydra's message says which
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if args.ckpt:
+        cfg.ckpt = str(args.ckpt)
+    try:
+        job = plan(cfg, args.video, args.out, prompts)
+        print(
+            f"{args.video}: {len(job.kept)} frames, {job.mode} mode"
+            + (f" ({prompt_summary(prompts)})" if prompts else "")
+            + f", {job.method} path ({job.why})",
+            flush=True,
+        )
+        info = run(job)
+    except (FrameError, PromptError, SegmentError, FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(
+            f"interrupted: finished frames are kept in {args.out}; rerun the same command to "
+            "resume",
+            file=sys.stderr,
+        )
+        return 130
+    if info.get("classifier"):
+        ck = info.get("classifier_checkpoint") or "no checkpoint"
+        print(f"classifier: {info['classifier']} ({ck})")
+    for o in info["objects"]:
+        print(
+            f"object {o['id']}: {len(o['frames'])} frames "
+            f"({o['frames'][0]}..{o['frames'][-1]}), mean area "
+            f"{np.mean(list(o['area'].values())):.0f} px"
+        )
+    if not info["objects"]:
+        print("no object found")
+    for n in info.get("notes", []):
+        print(f"note: {n}")
+    out = Path(args.out)
+    print(f"masks: {out / 'masks'}")
+    if (out / "overlay.mp4").is_file() and cfg.output.overlay:
+        print(f"overlay: {out / 'overlay.mp4'}")
+    print(f"objects: {out / 'objects.json'}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     ap = argparse.ArgumentParser(prog="moseg", description="moseg command line tools")
@@ -150,12 +240,53 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--overwrite", action="store_true", help="redo finished outputs")
     p.add_argument("overrides", nargs="*", default=[], help="key=value config overrides")
     p.set_defaults(func=cmd_preprocess)
+    g = sub.add_parser(
+        "segment",
+        help="segment a video: every moving object, or the objects you click or box",
+        description="Segment VIDEO (mp4/mov/avi/... or a folder of frames) into DIR: "
+        "masks/<frame>.png (indexed, one id per object), overlay.mp4 and objects.json. Without "
+        "prompts every moving object is found; with --point/--box only those objects are "
+        "followed. SAM2 is used when its checkpoint exists (sam2.checkpoint=PATH), else the "
+        "weight-free CPU path. A rerun with the same --out resumes. Settings as key=value "
+        "overrides of conf/segment.yaml, e.g. frames.longest_side=640 chunk.size=64.",
+        epilog="Coordinates are pixels of the original video; FRAME is the 0-based frame "
+        "number (default 0). Example: moseg segment clip.mp4 --out seg --point 320,180 "
+        "--point 300,240:neg --object 2 --box 10,20,110,140@15",
+    )
+    g.add_argument("video", type=Path, help="video file or folder of frames")
+    g.add_argument("--out", required=True, type=Path, help="output folder")
+    g.add_argument(
+        "--point",
+        action=_PromptAction,
+        metavar="X,Y[@FRAME][:neg]",
+        help="a click on the object (repeatable; :neg = not the object)",
+    )
+    g.add_argument(
+        "--box", action=_PromptAction, metavar="X0,Y0,X1,Y1[@FRAME]", help="a box around the object"
+    )
+    g.add_argument(
+        "--object",
+        action=_PromptAction,
+        metavar="ID",
+        help="object id (1-254) of the prompts that follow (default 1)",
+    )
+    g.add_argument("--method", choices=["auto", "sam2", "weight_free"], help="default: auto")
+    g.add_argument("--ckpt", help="classifier checkpoint (default: the shipped one)")
+    g.add_argument("--overwrite", action="store_true", help="replace an earlier result in --out")
+    g.add_argument("--no-overlay", action="store_true", help="do not write overlay.mp4")
+    g.add_argument("overrides", nargs="*", default=[], help="key=value config overrides")
+    g.set_defaults(func=cmd_segment, prompt_items=None)
     args, extra = ap.parse_known_args(argv)
     if getattr(args, "func", None) is cmd_preprocess:
         # overrides look like key=value; argparse cannot tell them from inputs, so split here
         items = [*args.inputs, *args.overrides, *extra]
         args.inputs = [a for a in items if "=" not in a or Path(a).exists()]
         args.overrides = [a for a in items if a not in args.inputs]
+    elif getattr(args, "func", None) is cmd_segment and extra:
+        bad = [a for a in extra if "=" not in a]
+        if bad:
+            ap.error(f"unrecognized arguments: {' '.join(bad)}")
+        args.overrides = [*args.overrides, *extra]
     elif extra:
         ap.error(f"unrecognized arguments: {' '.join(extra)}")
     return args.func(args)

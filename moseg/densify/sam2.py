@@ -107,6 +107,42 @@ class VideoPredictor(Protocol):
         """Free the video and its state."""
 
 
+class PromptablePredictor(Protocol):
+    """What prompted segmentation (:mod:`moseg.segmentation.sam2_prompted`) needs from SAM2: the
+    user's clicks and boxes, masks as prompts, propagation. Coordinates and masks as in
+    :class:`VideoPredictor`; ``box`` ``[4]`` float (x0, y0, x1, y1) px."""
+
+    def load(self, frames: np.ndarray) -> None:
+        """Take the video ``[T, H, W, 3] uint8 RGB`` (replacing any earlier one)."""
+
+    def reset(self) -> None:
+        """Forget every object, prompt and result; keep the video."""
+
+    def prompt(
+        self,
+        frame: int,
+        obj_id: int,
+        points: np.ndarray | None,
+        labels: np.ndarray | None,
+        box: np.ndarray | None,
+        refine: bool = False,
+    ) -> np.ndarray:
+        """Set object ``obj_id``'s clicks ``points [P, 2]`` / ``labels [P]`` and/or ``box [4]`` on
+        ``frame`` (replacing earlier prompts there); its mask there ``[H, W]``. ``refine``: on a
+        frame already tracked, correct the tracked mask (SAM2's correction clicks) instead of
+        segmenting the frame afresh; the corrected frame conditions later propagation."""
+
+    def add_mask(self, frame: int, obj_id: int, mask: np.ndarray) -> np.ndarray:
+        """Set object ``obj_id``'s prompt on ``frame`` to ``mask [H, W]`` bool (replacing
+        earlier prompts there); its mask there ``[H, W]``."""
+
+    def propagate(self, start: int, reverse: bool) -> Iterator[tuple[int, dict[int, np.ndarray]]]:
+        """As :meth:`VideoPredictor.propagate`."""
+
+    def release(self) -> None:
+        """Free the video and its state."""
+
+
 # --------------------------------------------------------------------------------------------
 # the algorithm
 
@@ -552,6 +588,9 @@ def _match_memory_dtype(module: Any, args: tuple, kwargs: dict) -> tuple[tuple, 
 class Sam2Predictor:
     """:class:`VideoPredictor` on the official ``sam2`` package's video predictor.
 
+    Also a :class:`PromptablePredictor` (:meth:`prompt`, :meth:`add_mask`) for prompted
+    segmentation with the user's clicks and boxes.
+
     - ``model``: ``sam2.1_hiera_{t,s,b+,l}`` or ``sam2_hiera_{t,s,b+,l}`` (or a yaml path); built
       from the package's yaml with OmegaConf + ``hydra.utils.instantiate`` (no Hydra compose, so
       it works inside ``@hydra.main``).
@@ -770,6 +809,76 @@ class Sam2Predictor:
                 obj_id=int(obj_id),
                 points=np.asarray(points, np.float32).reshape(-1, 2),
                 labels=np.asarray(labels, np.int32).reshape(-1),
+            )
+        return self._mask(logits[list(ids).index(int(obj_id))])
+
+    def prompt(
+        self,
+        frame: int,
+        obj_id: int,
+        points: np.ndarray | None,
+        labels: np.ndarray | None,
+        box: np.ndarray | None,
+        refine: bool = False,
+    ) -> np.ndarray:
+        """All of object ``obj_id``'s prompts on ``frame``: clicks ``points [P, 2]`` (x, y px)
+        with ``labels [P]`` (1 positive, 0 negative) and/or ``box [4]`` (x0, y0, x1, y1 px),
+        replacing its earlier prompts there; returns its mask ``[H, W]`` bool.
+
+        SAM2 encodes a box as two corner points placed before the clicks, so box and clicks act
+        together as one prompt. Without ``refine`` the frame is segmented afresh (no memory, no
+        earlier mask: an initial conditioning frame). With ``refine`` on a frame that SAM2 has
+        tracked, the clicks correct the tracked mask (memory and the current mask logits go into
+        the decoder with them), and the frame becomes a conditioning frame (as with sam2's
+        ``add_all_frames_to_correct_as_cond``) so that a later propagation keeps the correction;
+        on a frame not tracked yet ``refine`` makes no difference."""
+        state = self._need_state()
+        pts = None if points is None else np.asarray(points, np.float32).reshape(-1, 2)
+        lab = None if labels is None else np.asarray(labels, np.int32).reshape(-1)
+        if pts is not None and len(pts) == 0 and (lab is None or len(lab) == 0):
+            pts = lab = None
+        if (pts is None) != (lab is None) or (pts is not None and len(pts) != len(lab)):
+            raise ValueError("prompt: give points [P, 2] together with labels [P]")
+        box_arr = None if box is None else np.asarray(box, np.float32).reshape(4)
+        if pts is None and box_arr is None:
+            raise ValueError("prompt: give points (with labels) or a box")
+        model = self.model
+        with self._context():
+            if not refine and int(obj_id) in state["obj_id_to_idx"]:
+                # a fresh prompt, not a correction seeded with the previous mask's logits
+                model.clear_all_prompts_in_frame(state, int(frame), int(obj_id), need_output=False)
+            as_cond = model.add_all_frames_to_correct_as_cond
+            model.add_all_frames_to_correct_as_cond = bool(refine) or as_cond
+            try:
+                _, ids, logits = model.add_new_points_or_box(
+                    state,
+                    frame_idx=int(frame),
+                    obj_id=int(obj_id),
+                    points=pts,
+                    labels=lab,
+                    clear_old_points=True,
+                    box=box_arr,
+                )
+            finally:
+                model.add_all_frames_to_correct_as_cond = as_cond
+        return self._mask(logits[list(ids).index(int(obj_id))])
+
+    def add_mask(self, frame: int, obj_id: int, mask: np.ndarray) -> np.ndarray:
+        """Prompt object ``obj_id`` on ``frame`` with ``mask [H, W]`` (nonzero = object),
+        replacing its earlier prompts there; returns its mask there ``[H, W]`` bool (with the
+        released configs, ``use_mask_input_as_output_without_sam``, the given mask itself up to
+        resampling to the model's input size and back)."""
+        state = self._need_state()
+        m = np.asarray(mask) > 0
+        if self.size is not None and m.shape != self.size:
+            raise ValueError(f"add_mask: mask of shape {m.shape}, the video is {self.size}")
+        with self._context():
+            if int(obj_id) in state["obj_id_to_idx"]:
+                self.model.clear_all_prompts_in_frame(
+                    state, int(frame), int(obj_id), need_output=False
+                )
+            _, ids, logits = self.model.add_new_mask(
+                state, frame_idx=int(frame), obj_id=int(obj_id), mask=m
             )
         return self._mask(logits[list(ids).index(int(obj_id))])
 

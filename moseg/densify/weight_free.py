@@ -154,7 +154,12 @@ class WeightFreeDensifier:
         return {k: v for k, v in vars(self).items() if not k.startswith("_")}
 
     # ------------------------------------------------------------------------------------------
-    def __call__(self, frames: np.ndarray, tracks: TrackSet) -> DensifyResult:
+    def __call__(
+        self, frames: np.ndarray, tracks: TrackSet, groups: np.ndarray | None = None
+    ) -> DensifyResult:
+        """``groups [N]`` (optional): objects already chosen (0 none, else the object id that
+        becomes the mask value, at most 254), e.g. by prompts; then the vote and the grouping
+        are skipped and every other visible track is static evidence."""
         T, H, W = check_inputs(frames, tracks)
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
@@ -174,22 +179,32 @@ class WeightFreeDensifier:
 
         # 2. group
         t1 = time.perf_counter()
-        grouping = group_tracks(
-            xy,
-            vis,
-            candidate,
-            radius=self.group_radius,
-            vel_abs=self.vel_abs,
-            vel_rel=self.vel_rel,
-            min_tracks=self.min_tracks,
-            min_points=self.min_points,
-            merge_radius=self.merge_radius,
-        )
-        K = grouping.num_objects
+        if groups is not None:
+            obj = np.asarray(groups).astype(np.int32)
+            if obj.shape != (len(vis),) or obj.min(initial=0) < 0 or obj.max(initial=0) > 254:
+                raise ValueError(f"groups must be [N] ids in 0..254, got {obj.shape}")
+            mov_vote = vis & (obj > 0)[:, None]
+            stat_vote = vis & ~mov_vote
+            candidate = obj > 0
+            sizes = np.bincount(obj, minlength=1)[1:]
+        else:
+            grouping = group_tracks(
+                xy,
+                vis,
+                candidate,
+                radius=self.group_radius,
+                vel_abs=self.vel_abs,
+                vel_rel=self.vel_rel,
+                min_tracks=self.min_tracks,
+                min_points=self.min_points,
+                merge_radius=self.merge_radius,
+            )
+            obj, sizes = grouping.object_id, grouping.sizes
+        K = int(sizes.size)
         timings["group"] = time.perf_counter() - t1
         info: dict[str, Any] = {
-            "num_objects": K,
-            "object_tracks": grouping.sizes.tolist(),
+            "num_objects": int((sizes > 0).sum()),
+            "object_tracks": sizes.tolist(),
             "moving_in": int(np.asarray(tracks.moving).sum()),
             "moving_votes": int(candidate.sum()),
             "knobs": self.knobs(),
@@ -209,7 +224,6 @@ class WeightFreeDensifier:
         uv = np.empty_like(xy)  # working-resolution coordinates (pixel centres at integers)
         uv[..., 0] = (xy[..., 0] + 0.5) * sx - 0.5
         uv[..., 1] = (xy[..., 1] + 0.5) * sy - 0.5
-        obj = grouping.object_id
         prob = np.zeros((T, K, h, w), dtype=np.float32)
         evidence = np.zeros((T, h, w), dtype=np.float32)
         for t in range(T):

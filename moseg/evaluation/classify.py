@@ -34,6 +34,20 @@ log = logging.getLogger(__name__)
 
 REFERENCE_THRESHOLDS = (0.95, 0.93, 0.9, 0.85, 0.8, 0.75, 0.7)
 
+# the classifier checkpoint the project ships (``ckpt=auto``, the default of evaluate.py and
+# ``moseg segment``); absent until one is committed
+SHIPPED_CHECKPOINT = Path(__file__).resolve().parents[2] / "checkpoints" / "classifier.ckpt"
+
+
+def resolve_checkpoint(ckpt: str | Path | None) -> str | None:
+    """``ckpt=auto`` -> the shipped checkpoint when it exists, else None (the geometric
+    fallback); a path is returned as it is (a missing file fails when it is loaded)."""
+    if ckpt is None or str(ckpt) in ("", "null", "None"):
+        return None
+    if str(ckpt) == "auto":
+        return str(SHIPPED_CHECKPOINT) if SHIPPED_CHECKPOINT.is_file() else None
+    return str(ckpt)
+
 
 def decide(
     prob: np.ndarray,

@@ -30,7 +30,7 @@ from data_prep.davis import VERSION as DAVIS_VERSION
 from data_prep.davis import sequence_dirs
 from moseg.densify.base import TrackSet
 from moseg.evaluation.bench import BenchSpec, scored_frames
-from moseg.evaluation.classify import build_classifier, decide
+from moseg.evaluation.classify import build_classifier, decide, resolve_checkpoint
 from moseg.evaluation.masks import (
     MaskError,
     clean_temp_folders,
@@ -368,6 +368,7 @@ def settings_digest(cfg: DictConfig) -> str:
     plain["bench"] = {  # everything but the choice of sequences and the name
         k: v for k, v in (plain["bench"] or {}).items() if k not in ("id", "sequences")
     }
+    plain["ckpt"] = resolve_checkpoint(plain["ckpt"])
     if plain["ckpt"]:
         p = Path(str(plain["ckpt"]))
         plain["ckpt"] = [str(p.resolve()), p.stat().st_mtime_ns if p.exists() else None]
@@ -407,7 +408,7 @@ def _run_pipeline(
         return records
     files, prep_s = preprocess_all(cfg, bench, todo)
     c = cfg.classifier
-    classifier = build_classifier(str(c.kind), cfg.get("ckpt"), to_dict(c))
+    classifier = build_classifier(str(c.kind), resolve_checkpoint(cfg.get("ckpt")), to_dict(c))
     densifier = hydra.utils.instantiate(cfg.densify)
     # null: the classifier's own rule (the reference's list for a model; 0.5 for geometric and
     # oracle, whose scores are not model probabilities)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -274,6 +274,79 @@ def _read_folder(folder: Path, spec: FrameSpec, fps: float) -> Frames:
 
 
 def _read_video(path: Path, spec: FrameSpec) -> Frames:
+    src = probe(path)
+    out, idx = [], []
+    for i, img in iter_frames(src, spec):
+        out.append(img)
+        idx.append(i)
+    total = max(src.total_frames, (idx[-1] + 1) if idx else 0)
+    if not out:
+        raise FrameError(
+            f"{path}: no frames decoded"
+            + (f" (start={spec.start}, {total} frames)" if total else "")
+        )
+    kept = np.asarray(idx)
+    frames = np.stack(out)
+    notes = _notes(spec, total, kept, src.size, frames.shape[1:3])
+    return Frames(
+        frames=frames,
+        fps=src.fps / spec.interval,
+        path=str(path),
+        indices=kept,
+        names=[src.name(i) for i in kept],
+        total_frames=total,
+        original_size=src.size,
+        notes=notes,
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# Streaming: frames one at a time, for videos longer than memory
+# ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Source:
+    """What :func:`probe` learns about a video file or frame folder without decoding it all:
+    ``total_frames`` (a video's from its container: the stream's frame count, else its packets),
+    ``fps``, the frames' ``size`` (H, W) and, for folders, the image ``files`` in order."""
+
+    path: str
+    total_frames: int
+    fps: float
+    size: tuple[int, int]
+    files: tuple[str, ...] | None = None  # None for a video file
+
+    @property
+    def is_video(self) -> bool:
+        return self.files is None
+
+    def name(self, i: int) -> str:
+        """Name of source frame ``i``: the file stem (folders) or the zero-padded index."""
+        if self.files is not None:
+            return Path(self.files[i]).stem
+        return f"{i:0{max(5, len(str(max(self.total_frames - 1, 0))))}d}"
+
+
+def probe(path: str | Path, fps: float = 24.0) -> Source:
+    """Open a video file or a frame folder and check it can be used; ``fps`` is for folders.
+    Raises :class:`FrameError` naming the path (missing, not a video, no frames, ...)."""
+    path = Path(path)
+    if not path.exists():
+        raise FrameError(f"{path}: does not exist")
+    if path.is_dir():
+        files, other = list_frame_files(path)
+        stems = [f.stem for f in files]
+        if len(set(stems)) < len(stems):
+            dup = sorted({s for s in stems if stems.count(s) > 1})
+            raise FrameError(
+                f"{path}: several images share the name {dup[0]!r} (e.g. .jpg and .png); "
+                "frames are named by their file name without extension, so keep one"
+            )
+        if other:
+            log.warning("ignored %d non-image files in %s", len(other), path)
+        first = read_image(files[0])
+        return Source(str(path), len(files), float(fps), first.shape[:2], tuple(map(str, files)))
+    if path.suffix.lower() in IMAGE_EXTS:
+        raise FrameError(f"{path}: is a single image; give the folder of frames instead")
     import av
 
     try:
@@ -285,37 +358,59 @@ def _read_video(path: Path, spec: FrameSpec) -> Frames:
             raise FrameError(f"{path}: has no video stream")
         stream = container.streams.video[0]
         rate = stream.average_rate or stream.guessed_rate
-        fps = float(rate) if rate else 24.0
-        stop = None if spec.max_frames is None else spec.start + spec.interval * spec.max_frames
-        out, idx, size0, total = [], [], None, 0
+        total = int(stream.frames or 0)
+        try:
+            if total <= 0:
+                total = sum(1 for pkt in container.demux(stream) if pkt.size)
+        except av.error.FFmpegError as e:
+            raise FrameError(f"{path}: cannot be read as a video ({e})") from e
+        size = (int(stream.codec_context.height), int(stream.codec_context.width))
+    if total <= 0 or min(size) <= 0:
+        raise FrameError(f"{path}: the video has no frames")
+    return Source(str(path), total, float(rate) if rate else 24.0, size)
+
+
+def iter_frames(src: Source, spec: FrameSpec | None = None) -> Iterator[tuple[int, np.ndarray]]:
+    """``(source index, [H', W', 3] uint8 RGB)`` for every frame ``spec`` keeps, resized as it
+    says, one at a time (memory does not grow with the video's length). A frame of another size
+    than the first is an error naming it. A video that holds fewer frames than its container
+    announced simply ends early (the caller sees the last index)."""
+    spec = spec or FrameSpec()
+    keep = spec.select(src.total_frames)
+    if len(keep) == 0:
+        raise FrameError(f"{src.path}: start={spec.start} is past its {src.total_frames} frames")
+    wanted = set(keep.tolist())
+    last = int(keep[-1])
+
+    def checked(i: int, img: np.ndarray, where: str) -> np.ndarray:
+        if img.shape[:2] != src.size:
+            raise FrameError(
+                f"{where}: frame is {img.shape[1]}x{img.shape[0]}, but the first frame of "
+                f"{src.path} is {src.size[1]}x{src.size[0]}; all frames must have one size"
+            )
+        return resize_longest(img, spec.longest_side)
+
+    if src.files is not None:
+        for i in keep:
+            yield int(i), checked(int(i), read_image(src.files[i]), src.files[i])
+        return
+    import av
+
+    with av.open(src.path) as container:
+        stream = container.streams.video[0]
+        i = -1
         try:
             for i, frame in enumerate(container.decode(stream)):
-                total = i + 1
-                if stop is not None and i >= stop:
-                    continue  # keep counting to report what max_frames dropped
-                if i < spec.start or (i - spec.start) % spec.interval:
-                    continue
-                img = frame.to_ndarray(format="rgb24")
-                size0 = size0 or img.shape[:2]
-                out.append(resize_longest(img, spec.longest_side))
-                idx.append(i)
+                if i > last:
+                    break
+                if i in wanted:
+                    yield i, checked(i, frame.to_ndarray(format="rgb24"), f"{src.path} frame {i}")
         except av.error.FFmpegError as e:
-            raise FrameError(f"{path}: decoding failed after {total} frames ({e})") from e
-    if not out:
-        raise FrameError(
-            f"{path}: no frames decoded"
-            + (f" (start={spec.start}, {total} frames)" if total else "")
+            raise FrameError(f"{src.path}: decoding failed after {i + 1} frames ({e})") from e
+    if i < last:
+        log.warning(
+            "%s: the video ended after %d frames, its container announced %d",
+            src.path,
+            i + 1,
+            src.total_frames,
         )
-    kept = np.asarray(idx)
-    frames = np.stack(out)
-    notes = _notes(spec, total, kept, size0, frames.shape[1:3])
-    return Frames(
-        frames=frames,
-        fps=fps / spec.interval,
-        path=str(path),
-        indices=kept,
-        names=[f"{i:05d}" for i in kept],
-        total_frames=total,
-        original_size=(int(size0[0]), int(size0[1])),
-        notes=notes,
-    )

@@ -1,0 +1,1 @@
+"""Segmenting one video: automatic (every moving object) or prompted (clicks and boxes)."""
