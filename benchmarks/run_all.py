@@ -1,5 +1,5 @@
-"""`make bench`: run every script in benchmarks/{perf,prep,davis2016,sam2}/, each in its own
-process, and print as the last line one JSON object holding every figure by name. Exits non-zero
+"""`make bench`: run every script in benchmarks/{perf,prep,davis2016,sam2,segment}/, each in its
+own process, and print as the last line one JSON object holding every figure by name. Exits non-zero
 if a script failed."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ def main() -> int:
     here = Path(__file__).resolve().parent
     figures: dict[str, object] = {}
     failed = []
-    dirs = ("perf", "prep", "davis2016", "sam2")
+    dirs = ("perf", "prep", "davis2016", "sam2", "segment")
     for script in [p for d in dirs for p in sorted((here / d).glob("*.py"))]:
         print(f"== {script.name}", flush=True)
         proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True)

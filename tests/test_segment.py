@@ -404,3 +404,45 @@ def test_frame_folder_with_two_images_of_one_name_is_refused(tmp_path):
     cv2.imwrite(str(d / "a.jpg"), img)
     with pytest.raises(FrameError, match="several images share the name 'a'"):
         probe(d)
+
+
+# ----------------------------------------------------------------------------------------------
+# the SAM2 path, with a checkpoint made here from random weights (no real one can be had)
+# ----------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def random_sam2_checkpoint(tmp_path_factory):
+    pytest.importorskip("sam2")
+    import torch
+
+    from moseg.densify.sam2 import Sam2Predictor
+
+    pred = Sam2Predictor(model="sam2.1_hiera_t", image_size=128, device="cpu", seed=0)
+    path = tmp_path_factory.mktemp("sam2") / "random_tiny.pt"
+    torch.save({"model": pred.model.state_dict()}, path)
+    return path
+
+
+@pytest.mark.parametrize("prompted", [False, True])
+def test_a_sam2_checkpoint_switches_to_the_sam2_path(
+    prompted, random_sam2_checkpoint, clip, tmp_path, capsys
+):
+    """With a checkpoint file configured, method=auto takes SAM2 (automatic: the SAM2
+    densifier; prompted: SAM2 prompted directly) and says so; random weights make the masks
+    meaningless, so only the path, the ids and the outputs are checked."""
+    folder, frames, gt = clip
+    short = write_folder(tmp_path / "short", frames[:8])
+    out = tmp_path / "out"
+    args = ["segment", str(short), "--out", str(out), "chunk.size=6", "chunk.overlap=2"]
+    args += [f"sam2.checkpoint={random_sam2_checkpoint}", "sam2.model=sam2.1_hiera_t"]
+    args += ["sam2.image_size=128", "sam2.device=cpu"]
+    if prompted:
+        x, y = interior_point(gt[0] == 1)
+        args += ["--object", "4", "--point", f"{x},{y}", "--box", "200,130,290,210@2"]
+    assert cli(args) == 0
+    assert "sam2 path (SAM2 checkpoint" in capsys.readouterr().out
+    info = json.loads((out / "objects.json").read_text())
+    assert info["method"] == "sam2" and info["mode"] == ("prompted" if prompted else "automatic")
+    assert len(list((out / "masks").glob("*.png"))) == 8 and info["chunks"] == 2
+    ids = {o["id"] for o in info["objects"]}
+    if prompted:
+        assert ids <= {4}
