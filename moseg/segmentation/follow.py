@@ -67,12 +67,12 @@ log = logging.getLogger(__name__)
 
 UNKNOWN, BACKGROUND, OBJECT, EXCLUDED = -1, 0, 1, 2
 _KDE_BIN = 0.5  # histogram bin of the residual densities (compressed px)
-_FIT_MAX_POINTS = 4000
-REFIT = 0.1
+_FIT_MAX_POINTS = 4000  # points per background fit (a deterministic stride above this)
+_REFIT = 0.1  # growth re-fits the background when the object's point count changed this much
 # The densifier's settings that differ from its automatic-pipeline defaults: prompted objects'
 # point labels have a halo of dragged boundary points one grid cell wide, so GrabCut must be able
 # to remove it (only near-certain pixels are sure foreground) and gets more iterations to do so.
-DENSIFIER_DEFAULTS: dict[str, Any] = {"gc_sure_fg": 0.95, "gc_iters": 5}  # points per background fit (a deterministic stride above this)
+DENSIFIER_DEFAULTS: dict[str, Any] = {"gc_sure_fg": 0.95, "gc_iters": 5}
 
 
 @dataclass
@@ -124,7 +124,7 @@ class TrackFollower:
         motion_ratio: float = 3.0,
         outlier_density: float = 0.0,
         vote_frac: float = 0.5,
-        grow_radius: float = 24.0,
+        grow_radius: float = 40.0,
         grow_iters: int = 60,
         new_radius: float = 16.0,
         ghost_frames: int = 3,
@@ -135,6 +135,7 @@ class TrackFollower:
         colour_blur: float = 0.7,
         colour_min_points: int = 50,
         ring_radius: float = 40.0,
+        collapse_frac: float = 0.5,
         densifier: dict[str, Any] | WeightFreeDensifier | None = None,
         seed: int = 0,
     ) -> None:
@@ -168,6 +169,7 @@ class TrackFollower:
         self.colour_blur = float(colour_blur)
         self.colour_min_points = int(colour_min_points)
         self.ring_radius = float(ring_radius)
+        self.collapse_frac = float(collapse_frac)
         self.seed = int(seed)
         if isinstance(densifier, WeightFreeDensifier):
             self.densifier = densifier
@@ -228,9 +230,11 @@ class TrackFollower:
         owner = self._resolve(labels, N, T)  # [N, T] uint8
         ts, groups = _split_tracks(tracks, owner)
         t2 = time.perf_counter()
+        fallback: dict[int, list[int]] = {}
         if len(objects) and len(ts.query_frame):
-            res = self.densifier(frames, ts, groups=groups)
-            masks = res.masks
+            masks = self.densifier(frames, ts, groups=groups).masks
+            if self.collapse_frac > 0 and self.densifier.method != "splat":
+                masks, fallback = self._uncollapse(frames, ts, groups, masks)
         else:
             masks = np.zeros((T, H, W), np.uint8)
         t3 = time.perf_counter()
@@ -242,6 +246,8 @@ class TrackFollower:
             empty = [int(t) for t in range(T) if not (masks[t] == obj).any()]
             if not mine.any():
                 notes.append("no track was followed: the object has no mask")
+            if fallback.get(obj):
+                notes.append(f"GrabCut lost the object on frames {fallback[obj]}: splats used")
             info["objects"][str(obj)] = {
                 "key_frames": [k.frame for k in keys[obj]],
                 "seed_tracks": int(len(np.unique(np.concatenate([k.seeds for k in keys[obj]])))),
@@ -527,7 +533,7 @@ class TrackFollower:
                 continue
             n_obj = int((vis[:, t] & vis[:, u] & (lab == OBJECT)).sum())
             fit = fits.get(h)
-            if fit is None or abs(fit[1] - n_obj) > REFIT * max(fit[1], 10):
+            if fit is None or abs(fit[1] - n_obj) > _REFIT * max(fit[1], 10):
                 fit = (self._fit_background(t, u, lab != OBJECT), n_obj)
                 fits[h] = fit
             A = fit[0]
@@ -608,6 +614,26 @@ class TrackFollower:
             q = (small[r, c].astype(np.int32) * B) // 256
             out[:, t] = (q[:, 0] * B + q[:, 1]) * B + q[:, 2]
         return out
+
+    def _uncollapse(
+        self, frames: np.ndarray, ts: TrackSet, groups: np.ndarray, masks: np.ndarray
+    ) -> tuple[np.ndarray, dict[int, list[int]]]:
+        """GrabCut may trim an object's splat mask but not erase it: where an object keeps less
+        than ``collapse_frac`` of its splat-only area (colours that do not separate it from the
+        background), that frame takes the splat mask of the object."""
+        kw = {**self.densifier.knobs(), "method": "splat"}
+        splat = WeightFreeDensifier(**kw)(frames, ts, groups=groups).masks
+        out = masks.copy()
+        fallback: dict[int, list[int]] = {}
+        for obj in np.unique(groups[groups > 0]):
+            for t in range(len(masks)):
+                ref = splat[t] == obj
+                n_ref = int(ref.sum())
+                if n_ref and (masks[t] == obj).sum() < self.collapse_frac * n_ref:
+                    out[t][out[t] == obj] = 0
+                    out[t][ref & (out[t] == 0)] = obj
+                    fallback.setdefault(int(obj), []).append(t)
+        return out, fallback
 
     # ------------------------------------------------------------------------------------------
     def _resolve(self, labels: dict[int, np.ndarray], N: int, T: int) -> np.ndarray:

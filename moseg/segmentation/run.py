@@ -330,8 +330,8 @@ class _Algorithms:
         else:
             from moseg.segmentation.follow import TrackFollower
 
-            wf = {k: v for k, v in to_dict(cfg.weight_free).items() if k != "_target_"}
-            self.follower = TrackFollower(densifier=wf, **(to_dict(cfg.get("follow")) or {}))
+            # follow.densifier: only what differs from the follower's own densifier settings
+            self.follower = TrackFollower(**(to_dict(cfg.get("follow")) or {}))
 
     @property
     def needs_tracks(self) -> bool:
