@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 import torch
 
+from moseg.densify.base import TrackSet
 from moseg.io import Sequence, sample_depth
 from moseg.io.contract import LABEL_MOVING
 
@@ -287,3 +288,26 @@ def build_classifier(kind: str, ckpt: str | None, options: dict) -> object:
     if kind == "oracle":
         return OracleClassifier()
     raise ValueError(f"classifier.kind must be auto, model, geometric or oracle, not {kind!r}")
+
+
+def classify_tracks(
+    classifier: object, seq: Sequence, decide_kw: dict
+) -> tuple[TrackSet, np.ndarray, np.ndarray, float]:
+    """Run ``classifier`` on ``seq`` and decide: ``(tracks, moving [N], keep [N], threshold)``
+    where ``tracks`` holds the classified tracks (``keep``: those with a score; unscored ones
+    are left out rather than passed on as static). A ``direct`` classifier's labels are taken
+    as they are (threshold NaN)."""
+    prob = classifier(seq)
+    if getattr(classifier, "direct", False):  # labels, not scores: no threshold rule
+        moving, threshold = np.nan_to_num(prob, nan=0.0) >= 0.5, float("nan")
+    else:
+        moving, threshold = decide(prob, **decide_kw)
+    keep = ~np.isnan(prob)
+    tracks = TrackSet(
+        seq.tracks[keep],
+        seq.visibility[keep],
+        seq.query_frame[keep],
+        prob[keep].astype(np.float32),
+        moving[keep],
+    )
+    return tracks, moving, keep, threshold

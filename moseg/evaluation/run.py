@@ -28,9 +28,8 @@ from tqdm import tqdm
 from data_prep.common import prep_config, sequence_jobs, to_dict
 from data_prep.davis import VERSION as DAVIS_VERSION
 from data_prep.davis import sequence_dirs
-from moseg.densify.base import TrackSet
 from moseg.evaluation.bench import BenchSpec, scored_frames
-from moseg.evaluation.classify import build_classifier, decide, resolve_checkpoint
+from moseg.evaluation.classify import build_classifier, classify_tracks, resolve_checkpoint
 from moseg.evaluation.masks import (
     MaskError,
     clean_temp_folders,
@@ -127,11 +126,7 @@ def predict_sequence(
     t0 = time.perf_counter()
     # the tracks and what a classifier may use; not the stored ground-truth masks
     seq = load_sequence(h5, fields=CLASSIFIER_FIELDS)
-    prob = classifier(seq)
-    if getattr(classifier, "direct", False):  # labels, not scores: no threshold rule
-        moving, threshold = np.nan_to_num(prob, nan=0.0) >= 0.5, float("nan")
-    else:
-        moving, threshold = decide(prob, **decide_kw)
+    tracks, moving, keep, threshold = classify_tracks(classifier, seq, decide_kw)
     t1 = time.perf_counter()
     frames = read_bench_frames(bench, name)
     if frames.size != (seq.height, seq.width) or frames.num_frames != seq.num_frames:
@@ -140,14 +135,6 @@ def predict_sequence(
             f"the frames read now are {frames.num_frames} of {frames.size[1]}x{frames.size[0]}; "
             f"delete {h5} and rerun"
         )
-    keep = ~np.isnan(prob)
-    tracks = TrackSet(
-        seq.tracks[keep],
-        seq.visibility[keep],
-        seq.query_frame[keep],
-        prob[keep].astype(np.float32),
-        moving[keep],
-    )
     t2 = time.perf_counter()
     res = densifier(frames.frames, tracks)
     t3 = time.perf_counter()

@@ -360,7 +360,7 @@ def process_chunk(
 ) -> tuple[np.ndarray, dict[str, Any], int]:
     """Masks ``[Tc, h, w]`` (global ids) of chunk ``c`` from its ``frames [Tc, h, w, 3]``;
     ``prev [O, h, w]``: the masks already written for its first ``O`` frames."""
-    from moseg.evaluation.classify import decide
+    from moseg.evaluation.classify import classify_tracks
 
     a, b = job.chunks[c]
     T = len(frames)
@@ -384,19 +384,7 @@ def process_chunk(
     t1 = time.perf_counter()
     notes: list[str] = []
     if job.mode == "automatic":
-        prob = algos.classifier(seq)
-        if getattr(algos.classifier, "direct", False):
-            moving, threshold = np.nan_to_num(prob, nan=0.0) >= 0.5, float("nan")
-        else:
-            moving, threshold = decide(prob, **algos.decide_kw)
-        keep = ~np.isnan(prob)
-        ts = TrackSet(
-            seq.tracks[keep],
-            seq.visibility[keep],
-            seq.query_frame[keep],
-            prob[keep].astype(np.float32),
-            moving[keep],
-        )
+        ts, moving, _, threshold = classify_tracks(algos.classifier, seq, algos.decide_kw)
         times["classify"] = time.perf_counter() - t1
         t2 = time.perf_counter()
         res: DensifyResult = algos.densifier(frames, ts)
