@@ -88,21 +88,30 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compose(name: str, overrides: list[str]):
+    """``conf/<name>.yaml`` with ``overrides``; None (after printing Hydra's message, which
+    names the bad override) when they do not apply."""
+    from moseg.config import compose
+
+    try:
+        return compose(name, overrides)
+    except Exception as e:
+        print(f"error: {e}", file=sys.stderr)
+        return None
+
+
 def cmd_preprocess(args: argparse.Namespace) -> int:
     """Videos / frame folders -> contract files, through conf/prepare.yaml with dataset=video."""
     from omegaconf import OmegaConf
 
     from data_prep.common import InputError, run_prepare
     from data_prep.video import make_jobs
-    from moseg.config import compose
 
     overrides = ["dataset=video", f"workers={args.workers}", *args.overrides]
     if args.overwrite:
         overrides.append("overwrite=true")
-    try:
-        cfg = compose("prepare", overrides)
-    except Exception as e:  # bad override: Hydra's message says which
-        print(f"error: {e}", file=sys.stderr)
+    cfg = _compose("prepare", overrides)
+    if cfg is None:
         return 2
     # paths go in as values, not override syntax (commas, brackets and '=' in names are fine)
     cfg.dataset.inputs = [str(Path(p)) for p in args.inputs]
@@ -145,7 +154,6 @@ def parse_prompt_items(items: list[tuple[str, str]]) -> list:
 
 def cmd_segment(args: argparse.Namespace) -> int:
     """A video or frame folder -> DIR/masks/*.png, DIR/overlay.mp4, DIR/objects.json."""
-    from moseg.config import compose
     from moseg.prep.frames import FrameError
     from moseg.segmentation.prompts import PromptError
     from moseg.segmentation.run import SegmentError, plan, prompt_summary, run
@@ -162,10 +170,8 @@ def cmd_segment(args: argparse.Namespace) -> int:
         overrides.append("overwrite=true")
     if args.no_overlay:
         overrides.append("output.overlay=false")
-    try:
-        cfg = compose("segment", overrides)
-    except Exception as e:  # bad override: Hydra's message says which
-        print(f"error: {e}", file=sys.stderr)
+    cfg = _compose("segment", overrides)
+    if cfg is None:
         return 2
     if args.ckpt:
         cfg.ckpt = str(args.ckpt)

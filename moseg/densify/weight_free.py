@@ -165,29 +165,26 @@ class WeightFreeDensifier:
         t0 = time.perf_counter()
         vis = tracks.visibility.astype(bool)
         xy = tracks.tracks.astype(np.float32)
-        score = tracks.prob if self.use_prob else tracks.moving
-        score = np.asarray(score, dtype=np.float32)
-
-        # 1. vote
-        vote = vote_labels(xy, vis, score, k=self.vote_k, max_dist=self.vote_max_dist)
-        mov_vote = vis & (np.nan_to_num(vote, nan=0.0) >= self.vote_threshold)
-        stat_vote = vis & ~mov_vote
-        n_vis = vis.sum(1)
-        frac = mov_vote.sum(1) / np.maximum(n_vis, 1)
-        candidate = (n_vis > 0) & (frac >= 0.5)
-        timings["vote"] = time.perf_counter() - t0
-
-        # 2. group
-        t1 = time.perf_counter()
-        if groups is not None:
+        if groups is not None:  # objects given: no vote, no grouping
             obj = np.asarray(groups).astype(np.int32)
             if obj.shape != (len(vis),) or obj.min(initial=0) < 0 or obj.max(initial=0) > 254:
                 raise ValueError(f"groups must be [N] ids in 0..254, got {obj.shape}")
             mov_vote = vis & (obj > 0)[:, None]
-            stat_vote = vis & ~mov_vote
             candidate = obj > 0
             sizes = np.bincount(obj, minlength=1)[1:]
         else:
+            # 1. vote
+            score = tracks.prob if self.use_prob else tracks.moving
+            score = np.asarray(score, dtype=np.float32)
+            vote = vote_labels(xy, vis, score, k=self.vote_k, max_dist=self.vote_max_dist)
+            mov_vote = vis & (np.nan_to_num(vote, nan=0.0) >= self.vote_threshold)
+            n_vis = vis.sum(1)
+            frac = mov_vote.sum(1) / np.maximum(n_vis, 1)
+            candidate = (n_vis > 0) & (frac >= 0.5)
+            timings["vote"] = time.perf_counter() - t0
+
+            # 2. group
+            t1 = time.perf_counter()
             grouping = group_tracks(
                 xy,
                 vis,
@@ -200,8 +197,9 @@ class WeightFreeDensifier:
                 merge_radius=self.merge_radius,
             )
             obj, sizes = grouping.object_id, grouping.sizes
+            timings["group"] = time.perf_counter() - t1
+        stat_vote = vis & ~mov_vote
         K = int(sizes.size)
-        timings["group"] = time.perf_counter() - t1
         info: dict[str, Any] = {
             "num_objects": int((sizes > 0).sum()),
             "object_tracks": sizes.tolist(),

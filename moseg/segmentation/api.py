@@ -97,18 +97,19 @@ def collect_prompts(
 ) -> list[Prompt]:
     """``points`` and ``boxes`` (object 1 unless they are :class:`Point`/:class:`Box` with
     their own ``obj``) plus ``prompts`` (``{object id: [prompts]}`` or a list of Point/Box)."""
-    out = as_prompts(points) + as_prompts(boxes)
+    pts, bxs = as_prompts(points), as_prompts(boxes)
+    for p in bxs:
+        if not isinstance(p, Box):
+            raise ValueError(f"boxes: {p.describe()} is not a box (give X0,Y0,X1,Y1)")
+    for p in pts:
+        if not isinstance(p, Point):
+            raise ValueError(f"points: {p.describe()} is not a point (give X,Y)")
+    out = pts + bxs
     if isinstance(prompts, Mapping):
         for obj, items in prompts.items():
             out += as_prompts(items, obj=int(obj))
     elif prompts is not None:
         out += as_prompts(prompts)
-    for p in as_prompts(boxes):
-        if not isinstance(p, Box):
-            raise ValueError(f"boxes: {p.describe()} is not a box (give X0,Y0,X1,Y1)")
-    for p in as_prompts(points):
-        if not isinstance(p, Point):
-            raise ValueError(f"points: {p.describe()} is not a point (give X,Y)")
     return out
 
 

@@ -51,6 +51,7 @@ from moseg.densify.base import DensifyResult, TrackSet
 from moseg.evaluation.masks import read_mask_png, write_mask_png
 from moseg.prep.frames import Frames, FrameSpec, Source, iter_frames, probe, resize_longest
 from moseg.segmentation.prompts import (
+    MAX_OBJECT_ID,
     Point,
     Prompt,
     PromptError,
@@ -63,7 +64,6 @@ log = logging.getLogger(__name__)
 
 STATE_DIR = ".moseg"
 OUTPUTS = ("masks", "overlay.mp4", "objects.json", STATE_DIR)  # what moseg writes in DIR
-MAX_ID = 254
 
 
 class SegmentError(RuntimeError):
@@ -121,7 +121,8 @@ def settings_digest(cfg: DictConfig, src: Source, prompts: Seq[Prompt], method: 
     keys = ("tracker", "depth", "features", "classifier", "frames", "chunk", "follow", "prep")
     keys += ("ckpt", "seed", "fps")
     plain = {k: to_dict(cfg.get(k)) for k in keys}
-    plain["densify"] = to_dict(cfg.get(method))
+    prompted_weight_free = bool(prompts) and method == "weight_free"  # uses follow, not a group
+    plain["densify"] = None if prompted_weight_free else to_dict(cfg.get(method))
     p = Path(src.path)
     plain["video"] = [str(p.resolve()), src.total_frames, list(src.size), p.stat().st_mtime_ns]
     plain["prompts"] = [repr(x) for x in prompts]
@@ -204,7 +205,7 @@ def link_objects(
 
     lut = np.zeros(256, np.uint8)
     notes: list[str] = []
-    old_ids = [int(i) for i in np.unique(prev) if 0 < i <= MAX_ID] if prev.size else []
+    old_ids = [int(i) for i in np.unique(prev) if 0 < i <= MAX_OBJECT_ID] if prev.size else []
     if old_ids and num_new:
         p = prev.reshape(-1)
         q = new.reshape(-1)
@@ -224,8 +225,8 @@ def link_objects(
     for b in range(1, num_new + 1):
         if lut[b]:
             continue
-        if next_id > MAX_ID:
-            notes.append(f"an object was dropped: all {MAX_ID} ids are used")
+        if next_id > MAX_OBJECT_ID:
+            notes.append(f"an object was dropped: all {MAX_OBJECT_ID} ids are used")
             continue
         lut[b] = next_id
         next_id += 1
@@ -533,7 +534,7 @@ def finish(
 
     def stats(name: str, m: np.ndarray) -> None:
         area = np.bincount(m.ravel(), minlength=256)
-        for i in np.flatnonzero(area[1 : MAX_ID + 1]) + 1:
+        for i in np.flatnonzero(area[1 : MAX_OBJECT_ID + 1]) + 1:
             ys, xs = np.nonzero(m == i)
             ob = objects.setdefault(int(i), {"id": int(i), "frames": [], "area": {}, "bbox": {}})
             ob["frames"].append(name)
