@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from moseg.models import ClassifierConfig, TrackClassifier, count_parameters, frequency_encode
+from moseg.models.classifier import camera_residual
 
 TINY = dict(
     num_freqs=3,
@@ -32,6 +33,7 @@ ABLATIONS = {
     "no_cross_track": {"cross_track_attention": False},
     "shared_attention": {"share_attention_weights": True},
     "query_frame_channel": {"use_query_frame": True},
+    "camera_residual": {"use_camera_residual": True},
     "mean_pool": {"pool": "mean"},
     "maxmean_pool": {"pool": "maxmean"},
 }
@@ -206,3 +208,62 @@ def test_frequency_encoding():
     # sin(pi * 0.25), sin(2 pi * 0.25), cos(pi * 0.25), cos(2 pi * 0.25) for x
     exp = torch.tensor([0.70710678, 1.0, 0.70710678, 0.0])
     assert torch.allclose(e[0, 2:6], exp, atol=1e-6)
+
+
+def _camera_clip(B=1, N=400, T=10, n_obj=60, seed=0):
+    """Tracks under a known affine camera motion; the first ``n_obj`` also move on their own."""
+    g = torch.Generator().manual_seed(seed)
+    A = torch.tensor([[1.02, 0.03], [-0.03, 0.99]])
+    b = torch.tensor([0.02, -0.01])
+    p = [torch.rand(B, N, 2, generator=g) * 2 - 1]
+    for _ in range(T - 1):
+        q = p[-1] @ A.T + b
+        q[:, :n_obj] += torch.tensor([0.04, 0.0])
+        p.append(q)
+    vis = torch.rand(B, N, T, generator=g) > 0.1
+    return torch.stack(p, 2), vis
+
+
+def test_camera_residual_removes_the_camera_and_keeps_the_object():
+    pos, vis = _camera_clip()
+    res, ratio = camera_residual(pos, vis)
+    both = vis[..., 1:] & vis[..., :-1]
+    r = res[..., 1:, :].norm(dim=-1)
+    obj, bg = both.clone(), both.clone()
+    obj[:, 60:] = False
+    bg[:, :60] = False
+    # the background's displacement (up to 0.05 here) is explained by the camera fit
+    assert r[bg].max() < 1e-4
+    assert r[obj].min() > 0.02  # the object's own motion stays
+    assert ratio[..., 1:][obj].min() > 3 * ratio[..., 1:][bg].max()
+    # zero where a point is unseen at either end and at the first frame
+    assert (res[..., 0, :] == 0).all() and (res[..., 1:, :][~both] == 0).all()
+
+
+def test_camera_residual_skips_frames_with_too_few_points():
+    pos, vis = _camera_clip(N=5, n_obj=0)
+    res, ratio = camera_residual(pos, vis)
+    assert (res == 0).all() and (ratio == 0).all()
+
+
+def test_camera_residual_ignores_padding_and_adds_its_channels():
+    cfg = ClassifierConfig(**TINY, use_camera_residual=True)
+    base = ClassifierConfig(**TINY).point_channels()
+    assert cfg.point_channels() == base + 2 * (1 + 2 * TINY["num_freqs"]) + 1
+    m = TrackClassifier(cfg).eval()
+    x = inputs(N=12)
+    # padding tracks with wild positions must not change the real tracks' logits
+    x2 = {k: v for k, v in x.items()}
+    pad = 5
+    x2["tracks"] = torch.cat([x["tracks"], torch.rand(2, pad, 7, 2) * 1e4], 1)
+    x2["visibility"] = torch.cat([x["visibility"], torch.ones(2, pad, 7, dtype=torch.bool)], 1)
+    x2["confidence"] = torch.cat([x["confidence"], torch.ones(2, pad, 7)], 1)
+    x2["features"] = torch.cat([x["features"], torch.zeros(2, pad, 6)], 1)
+    if x.get("depth") is not None:
+        x2["depth"] = torch.cat([x["depth"], torch.zeros(2, pad, 7)], 1)
+    mask = torch.ones(2, 12 + pad, dtype=torch.bool)
+    mask[:, 12:] = False
+    with torch.no_grad():
+        a = m(**x)
+        b2 = m(**x2, track_mask=mask)[:, :12]
+    assert torch.allclose(a, b2, atol=1e-4)

@@ -89,7 +89,9 @@ class ModelClassifier:
     ``tracks_per_pass``: most tracks that attend to each other in one pass;
     ``max_tracks``: classify at most this many tracks in all, an equal share per query frame
     (the reference uses 5000; None: every track); ``seed``: chunking and sub-sampling, so the
-    result is the same on every run."""
+    result is the same on every run. ``thresholds``: the reference's, unless the checkpoint
+    carries its own (``python -m moseg.training.export --thresholds``); ``classifier.
+    thresholds=[...]`` in the config overrides both."""
 
     name = "model"
     thresholds = REFERENCE_THRESHOLDS
@@ -103,13 +105,17 @@ class ModelClassifier:
         device: str = "cpu",
         seed: int = 0,
     ):
-        from moseg.training.module import load_classifier
+        from moseg.training.module import checkpoint_decision, load_classifier
 
         path = Path(ckpt)
         if not path.is_file():
             raise FileNotFoundError(f"{path}: classifier checkpoint not found")
         self.device = torch.device(device)
         self.net = load_classifier(str(path), map_location=self.device).float()
+        # thresholds chosen for this checkpoint (export_classifier) replace the reference's
+        chosen = checkpoint_decision(str(path)).get("thresholds")
+        if chosen:
+            self.thresholds = tuple(float(t) for t in chosen)
         self.window = int(window or 24)
         self.tracks_per_pass = int(tracks_per_pass)
         self.max_tracks = max_tracks

@@ -50,6 +50,11 @@ class ClassifierConfig:
     # one more channel marking each track's query frame, where its label is defined (not in
     # the paper; it helps where a tracker swaps identity away from the query frame)
     use_query_frame: bool = False
+    # camera-compensated motion (not in the paper): each point's displacement minus what a
+    # robust affine fit of all tracks between the two frames predicts (the camera's image
+    # motion), plus that residual's size against the frame's typical residual. Computed from
+    # the tracks inside the model (:func:`camera_residual`), so training and inference agree.
+    use_camera_residual: bool = False
     # motion encoder
     motion_dim: int = 16
     motion_hidden: int = 16  # width of the first pointwise layer
@@ -93,11 +98,57 @@ class ClassifierConfig:
         n = 4 * per_value + 2  # x, y, dx, dy encoded; visibility, confidence
         if self.use_query_frame:
             n += 1
+        if self.use_camera_residual:
+            n += 2 * per_value + 1  # residual (dx, dy) encoded; log residual ratio
         if self.use_depth:
             n += 2  # depth, depth change
         if self.semantics == "motion_input":
             n += self.semantic_dim
         return n
+
+
+@torch.no_grad()
+def camera_residual(
+    pos: Tensor, visible: Tensor, iters: int = 5, floor: float = 1e-3
+) -> tuple[Tensor, Tensor]:
+    """Displacements with the camera's image motion removed.
+
+    ``pos [B, N, T, 2]`` (any fixed units), ``visible [B, N, T]``. For every frame pair
+    ``(t-1, t)`` an affine map ``p_t = A p_(t-1) + b`` is fitted to the points seen in both by
+    iteratively reweighted least squares (Cauchy weights; moving objects get down-weighted as
+    outliers). Returns ``(residual [B, N, T, 2], ratio [B, N, T])``: ``p_t - (A p_(t-1) + b)``
+    and its length over the frame's robust residual scale (at least ``floor``); both zero at
+    ``t = 0``, where either end is unseen, and in frames with fewer than 6 such points."""
+    B, N, T, _ = pos.shape
+    res = pos.new_zeros(B, N, T, 2)
+    ratio = pos.new_zeros(B, N, T)
+    if T < 2:
+        return res, ratio
+    a, b = pos[:, :, :-1], pos[:, :, 1:]  # [B, N, T-1, 2]
+    both = (visible[:, :, :-1] & visible[:, :, 1:]).to(pos.dtype)
+    X = torch.cat([a, torch.ones_like(a[..., :1])], dim=-1).transpose(1, 2)  # [B, T-1, N, 3]
+    Y = b.transpose(1, 2)  # [B, T-1, N, 2]
+    m = both.transpose(1, 2)  # [B, T-1, N]
+    count = m.sum(-1)  # [B, T-1]
+    w = m.clone()
+    eye = torch.eye(3, dtype=pos.dtype, device=pos.device)
+    r = scale = None
+    for _ in range(iters):
+        Xw = X * w.unsqueeze(-1)
+        A = Xw.transpose(-1, -2) @ X + 1e-6 * eye  # [B, T-1, 3, 3]
+        theta = torch.linalg.solve(A, Xw.transpose(-1, -2) @ Y)  # [B, T-1, 3, 2]
+        diff = Y - X @ theta
+        r = diff.norm(dim=-1)  # [B, T-1, N]
+        # robust scale: the median residual of the seen points (invisible ones sort last)
+        rs = torch.where(m > 0, r, torch.full_like(r, float("inf")))
+        k = ((count - 1).clamp(min=0) // 2).long().unsqueeze(-1)
+        med = rs.sort(dim=-1).values.gather(-1, k).squeeze(-1)
+        scale = (1.4826 * med).clamp(min=floor)  # [B, T-1]
+        w = m / (1.0 + (r / (2.0 * scale.unsqueeze(-1))) ** 2)
+    ok = (count >= 6).to(pos.dtype).unsqueeze(-1) * m  # [B, T-1, N]
+    res[:, :, 1:] = (diff * ok.unsqueeze(-1)).transpose(1, 2)
+    ratio[:, :, 1:] = (torch.log1p(r / scale.unsqueeze(-1)) * ok).transpose(1, 2)
+    return res, ratio
 
 
 def frequency_encode(v: Tensor, num_freqs: int) -> Tensor:
@@ -362,6 +413,12 @@ class TrackClassifier(nn.Module):
                 t = torch.arange(T, device=tracks.device)
                 isq = (t == query_frame.unsqueeze(-1)).to(tracks.dtype)  # [B, N, T]
             chans.append(isq.unsqueeze(-1))
+        if cfg.use_camera_residual:
+            # scale floor: 0.3 px in the [-1, 1] units of ``pos`` (sub-pixel jitter of a still
+            # camera is not motion)
+            floor = float(0.6 / hw.max())
+            res, ratio = camera_residual(pos, visibility, floor=floor)
+            chans += [frequency_encode(res, nf), ratio.unsqueeze(-1)]
         if cfg.use_depth:
             d = torch.zeros_like(vis) if depth is None else depth.to(tracks.dtype)
             dd = torch.zeros_like(d)

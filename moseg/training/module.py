@@ -23,6 +23,7 @@ from torchmetrics.classification import (
 
 from moseg.config import to_plain
 from moseg.models import ClassifierConfig, TrackClassifier, count_parameters
+from moseg.utils.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -197,12 +198,56 @@ def warmup_cosine(
     return LambdaLR(optimizer, factor)
 
 
-def load_classifier(path: str, map_location: str | torch.device = "cpu") -> TrackClassifier:
-    """The trained network from a checkpoint written by this module (no Lightning needed)."""
+def _read_checkpoint(path: str, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     ckpt = torch.load(path, map_location=map_location, weights_only=False)
-    if "moseg" not in ckpt:
+    if not isinstance(ckpt, dict) or "moseg" not in ckpt:
         raise ValueError(f"{path}: not a moseg classifier checkpoint (no 'moseg' entry)")
+    return ckpt
+
+
+def load_classifier(path: str, map_location: str | torch.device = "cpu") -> TrackClassifier:
+    """The trained network from a checkpoint written by this module or by
+    :func:`export_classifier` (no Lightning needed); weights come back in float32."""
+    ckpt = _read_checkpoint(path, map_location)
     net = TrackClassifier(ClassifierConfig.from_dict(ckpt["moseg"]["classifier"]))
-    state = {k[4:]: v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
+    state = {k[4:]: v.float() for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
     net.load_state_dict(state)
     return net.eval()
+
+
+def checkpoint_decision(path: str) -> dict[str, Any]:
+    """The decision settings a checkpoint carries (``{"thresholds": [...]}`` from
+    :func:`export_classifier`), or ``{}``."""
+    return dict(_read_checkpoint(path)["moseg"].get("decision") or {})
+
+
+def export_classifier(
+    src: str,
+    dst: str,
+    half: bool = True,
+    thresholds: list[float] | None = None,
+    note: str | None = None,
+) -> dict[str, Any]:
+    """A slim inference checkpoint: the network's weights (float16 with ``half``), its config,
+    and optionally the decision thresholds chosen for it (read by the evaluation and
+    segmentation classifiers instead of the reference's). Written atomically; returns the
+    stored ``moseg`` entry."""
+    ckpt = _read_checkpoint(src)
+    state = {
+        k: (v.half() if half and v.is_floating_point() else v)
+        for k, v in ckpt["state_dict"].items()
+        if k.startswith("net.")
+    }
+    meta = dict(ckpt["moseg"])
+    meta["exported_from"] = {"file": str(src), "global_step": ckpt.get("global_step")}
+    if thresholds is not None:
+        th = [float(t) for t in thresholds]
+        if th != sorted(th, reverse=True) or not th:
+            raise ValueError(f"thresholds must be a non-empty descending list, got {th}")
+        meta["decision"] = {"thresholds": th}
+    if note:
+        meta["note"] = note
+    out = {"moseg": meta, "state_dict": state}
+    with atomic_path(dst) as tmp:
+        torch.save(out, tmp)
+    return meta
