@@ -458,22 +458,26 @@ def test_a_rerun_with_other_settings_redoes_the_sequences(evaluated, tmp_path, c
     assert all(r["densify_info"]["knobs"]["method"] == "splat" for r in res["pipeline"].values())
 
 
+def _car_shadow(tmp_path: Path, *over: str) -> dict:
+    """The pipeline on DAVIS 2016 car-shadow (40 frames), its own cache and run folder."""
+    cfg = _cfg(
+        SHARED,
+        tmp_path / "run",
+        "bench.sequences=[car-shadow]",
+        "output.overlays=0",
+        *over,
+        bench="davis2016",
+        cache=tmp_path / "cache",
+    )
+    return run(cfg)
+
+
 @pytest.mark.real_data
 @needs_davis
 def test_real_davis_pipeline_end_to_end(tmp_path):
     """The weight-free pipeline on one real DAVIS sequence (car-shadow, 40 frames): geometric
     classifier + weight-free densifier. It measured J 0.59 there; a broken stage gives ~0."""
-    res = run(
-        _cfg(
-            SHARED,
-            tmp_path / "run",
-            "bench.sequences=[car-shadow]",
-            "output.overlays=0",
-            "ckpt=null",
-            bench="davis2016",
-            cache=tmp_path / "cache",
-        )
-    )
+    res = _car_shadow(tmp_path, "ckpt=null")
     rec = res["pipeline"]["car-shadow"]
     assert rec["classifier"] == "geometric" and rec["densifier"] == "weight_free"
     assert len(list((tmp_path / "run/masks/car-shadow").glob("*.png"))) == 40
@@ -490,16 +494,7 @@ def test_shipped_classifier_is_the_default_and_works_on_real_davis(tmp_path):
     """``ckpt=auto`` (the default) picks checkpoints/classifier.ckpt, with the thresholds stored
     in it, and the pipeline scores well on one real val sequence (car-shadow, 40 frames)."""
     assert SHIPPED_CHECKPOINT.is_file()
-    res = run(
-        _cfg(
-            SHARED,
-            tmp_path / "run",
-            "bench.sequences=[car-shadow]",
-            "output.overlays=0",
-            bench="davis2016",
-            cache=tmp_path / "cache",
-        )
-    )
+    res = _car_shadow(tmp_path)
     rec = res["pipeline"]["car-shadow"]
     assert rec["classifier"] == "model" and rec["missing_inputs"] == []
     assert rec["threshold"] in (0.8, 0.7, 0.6, 0.5)  # the checkpoint's list, not 0.95

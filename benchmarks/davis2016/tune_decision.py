@@ -25,9 +25,8 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from moseg.config import compose
-from moseg.densify.base import TrackSet
 from moseg.evaluation.bench import BenchSpec, scored_frames
-from moseg.evaluation.classify import build_classifier, decide
+from moseg.evaluation.classify import build_classifier, decide, scored_tracks
 from moseg.evaluation.run import CLASSIFIER_FIELDS, preprocess_all, read_bench_frames
 from moseg.io import load_sequence
 from moseg.metrics import evaluate_sequence
@@ -76,17 +75,10 @@ def main() -> None:
         frames = read_bench_frames(bench, s)
         gt = bench.ground_truth(s)
         keep_f = scored_frames(gt, bench.skip_first_last)
-        keep = ~np.isnan(prob)
         for dname, dvals in decides:
             ths = [float(v) for v in dvals.split(",") if v]
             moving, _ = decide(prob, ths, min_moving=a.min_moving)
-            tracks = TrackSet(
-                seq.tracks[keep],
-                seq.visibility[keep],
-                seq.query_frame[keep],
-                prob[keep].astype(np.float32),
-                moving[keep],
-            )
+            tracks, _ = scored_tracks(seq, prob, moving)
             for nname, knobs in densifies:
                 dcfg = OmegaConf.to_container(cfg.densify, resolve=True)
                 for kv in [k for k in knobs.split(",") if k]:

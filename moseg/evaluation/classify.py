@@ -308,6 +308,15 @@ def classify_tracks(
         moving, threshold = np.nan_to_num(prob, nan=0.0) >= 0.5, float("nan")
     else:
         moving, threshold = decide(prob, **decide_kw)
+    tracks, keep = scored_tracks(seq, prob, moving)
+    return tracks, moving, keep, threshold
+
+
+def scored_tracks(
+    seq: Sequence, prob: np.ndarray, moving: np.ndarray
+) -> tuple[TrackSet, np.ndarray]:
+    """The tracks of ``seq`` that have a score (``keep = ~isnan(prob)``) with their
+    probabilities and decisions, as the densifiers take them; and ``keep``."""
     keep = ~np.isnan(prob)
     tracks = TrackSet(
         seq.tracks[keep],
@@ -316,4 +325,4 @@ def classify_tracks(
         prob[keep].astype(np.float32),
         moving[keep],
     )
-    return tracks, moving, keep, threshold
+    return tracks, keep
