@@ -63,7 +63,8 @@ def main() -> None:
     for m in res["sequences"]:
         print(f"{m['sequence']:<22} {m['J']:6.3f} {m['F']:6.3f} {m['JF']:6.3f}")
     o = res["overall"]
-    print(f"{'overall (mean)':<22} {o['J']:6.3f} {o['F']:6.3f} {o['JF']:6.3f}")
+    j, f = o["J"]["mean"], o["F"]["mean"]
+    print(f"{'overall (mean)':<22} {j:6.3f} {f:6.3f} {o['JF']:6.3f}")
     for k, v in t["stage_s_per_frame"].items():
         print(f"  {k:<12} {v:.3f} s/frame")
     wall = t["wall_seconds_this_run"] / t["frames"]
