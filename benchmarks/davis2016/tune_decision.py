@@ -65,6 +65,12 @@ def main() -> None:
     seqs = a.sequences or bench.list()
     cfg.paths.output_dir = "/tmp/moseg-tune-decision"
     files, _ = preprocess_all(cfg, bench, seqs)
+    # every setting parsed and every densifier built once (knob values typed as YAML reads them)
+    decisions = [(n, [float(v) for v in vals.split(",") if v]) for n, vals in decides]
+    densifiers = [
+        (n, instantiate(OmegaConf.merge(cfg.densify, OmegaConf.from_dotlist(knobs))))
+        for n, knobs in ((n, [k for k in kv.split(",") if k]) for n, kv in densifies)
+    ]
     clf_opts = OmegaConf.to_container(cfg.classifier, resolve=True)
     classifier = build_classifier("model", a.ckpt, clf_opts)
     results: dict[str, dict[str, float]] = {}
@@ -75,16 +81,11 @@ def main() -> None:
         frames = read_bench_frames(bench, s)
         gt = bench.ground_truth(s)
         keep_f = scored_frames(gt, bench.skip_first_last)
-        for dname, dvals in decides:
-            ths = [float(v) for v in dvals.split(",") if v]
+        for dname, ths in decisions:
             moving, _ = decide(prob, ths, min_moving=a.min_moving)
             tracks, _ = scored_tracks(seq, prob, moving)
-            for nname, knobs in densifies:
-                dcfg = OmegaConf.to_container(cfg.densify, resolve=True)
-                for kv in [k for k in knobs.split(",") if k]:
-                    k, _, v = kv.partition("=")
-                    dcfg[k] = type(dcfg[k])(v) if dcfg.get(k) is not None else v
-                masks = instantiate(dcfg)(frames.frames, tracks).masks
+            for nname, densifier in densifiers:
+                masks = densifier(frames.frames, tracks).masks
                 sc = evaluate_sequence(gt.masks[keep_f], masks[keep_f], bench.protocol, name=s)
                 results.setdefault(f"{dname}/{nname}", {})[s] = sc.jf
         row = "  ".join(f"{k} {v[s]:.3f}" for k, v in results.items())

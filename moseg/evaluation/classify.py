@@ -105,15 +105,15 @@ class ModelClassifier:
         device: str = "cpu",
         seed: int = 0,
     ):
-        from moseg.training.module import checkpoint_decision, load_classifier
+        from moseg.training.module import load_classifier_and_decision
 
         path = Path(ckpt)
         if not path.is_file():
             raise FileNotFoundError(f"{path}: classifier checkpoint not found")
         self.device = torch.device(device)
-        self.net = load_classifier(str(path), map_location=self.device).float()
+        self.net, decision = load_classifier_and_decision(str(path), map_location=self.device)
         # thresholds chosen for this checkpoint (export_classifier) replace the reference's
-        chosen = checkpoint_decision(str(path)).get("thresholds")
+        chosen = decision.get("thresholds")
         if chosen:
             self.thresholds = tuple(float(t) for t in chosen)
         self.window = int(window or 24)

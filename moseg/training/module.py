@@ -205,20 +205,22 @@ def _read_checkpoint(path: str, map_location: str | torch.device = "cpu") -> dic
     return ckpt
 
 
-def load_classifier(path: str, map_location: str | torch.device = "cpu") -> TrackClassifier:
-    """The trained network from a checkpoint written by this module or by
-    :func:`export_classifier` (no Lightning needed); weights come back in float32."""
+def load_classifier_and_decision(
+    path: str, map_location: str | torch.device = "cpu"
+) -> tuple[TrackClassifier, dict[str, Any]]:
+    """The trained network of a checkpoint written by this module or by
+    :func:`export_classifier` (no Lightning needed; weights in float32), and the decision
+    settings it carries (``{"thresholds": [...]}`` from :func:`export_classifier`, else ``{}``)."""
     ckpt = _read_checkpoint(path, map_location)
     net = TrackClassifier(ClassifierConfig.from_dict(ckpt["moseg"]["classifier"]))
     state = {k[4:]: v.float() for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
     net.load_state_dict(state)
-    return net.eval()
+    return net.eval(), dict(ckpt["moseg"].get("decision") or {})
 
 
-def checkpoint_decision(path: str) -> dict[str, Any]:
-    """The decision settings a checkpoint carries (``{"thresholds": [...]}`` from
-    :func:`export_classifier`), or ``{}``."""
-    return dict(_read_checkpoint(path)["moseg"].get("decision") or {})
+def load_classifier(path: str, map_location: str | torch.device = "cpu") -> TrackClassifier:
+    """The trained network of a checkpoint (see :func:`load_classifier_and_decision`)."""
+    return load_classifier_and_decision(path, map_location)[0]
 
 
 def export_classifier(
