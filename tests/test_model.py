@@ -34,6 +34,11 @@ ABLATIONS = {
     "shared_attention": {"share_attention_weights": True},
     "query_frame_channel": {"use_query_frame": True},
     "camera_residual": {"use_camera_residual": True},
+    "camera_residual_ransac_gaps": {
+        "use_camera_residual": True,
+        "camera_ransac": 8,
+        "residual_gaps": (2, 4),
+    },
     "mean_pool": {"pool": "mean"},
     "maxmean_pool": {"pool": "maxmean"},
 }
@@ -267,3 +272,72 @@ def test_camera_residual_ignores_padding_and_adds_its_channels():
         a = m(**x)
         b2 = m(**x2, track_mask=mask)[:, :12]
     assert torch.allclose(a, b2, atol=1e-4)
+
+
+def _big_object_clip(T=6, N=300, n_obj=130, seed=1):
+    """A still camera (small affine drift) and an object covering 43 % of the tracks that
+    jumps far each frame: a least-squares start is dragged towards it."""
+    g = torch.Generator().manual_seed(seed)
+    p = [torch.rand(1, N, 2, generator=g) * 2 - 1]
+    for _ in range(T - 1):
+        q = p[-1] * 1.01 + torch.tensor([0.01, 0.0])
+        q[:, :n_obj] = p[-1][:, :n_obj] * 0.8 + torch.tensor([0.3, 0.2])
+        p.append(q)
+    return torch.stack(p, 2), torch.ones(1, N, T, dtype=torch.bool)
+
+
+def test_camera_residual_ransac_start_resists_a_large_moving_object():
+    pos, vis = _big_object_clip()
+    bg_from_ls = camera_residual(pos, vis, iters=2)[0][:, 130:, 1:].norm(dim=-1)
+    res, ratio = camera_residual(pos, vis, iters=2, ransac=32)
+    bg, obj = res[:, 130:, 1:].norm(dim=-1), res[:, :130, 1:].norm(dim=-1)
+    assert bg_from_ls.max() > 1e-2  # the plain start is captured (so this test can fail)
+    assert bg.max() < 1e-3 and obj.min() > 0.01
+    assert ratio[:, :130, 1:].min() > 3 * ratio[:, 130:, 1:].max()
+
+
+def test_camera_residual_ransac_is_deterministic_and_independent_of_padding_and_batch():
+    pos, vis = _camera_clip(B=1, N=300, T=8)
+    a = camera_residual(pos, vis, ransac=16, gap=3)
+    again = camera_residual(pos, vis, ransac=16, gap=3)
+    assert torch.equal(a[0], again[0]) and torch.equal(a[1], again[1])
+    # 40 padding tracks (unseen) and a second clip in the batch change nothing for this clip
+    pad = torch.rand(1, 40, 8, 2) * 50
+    pos2 = torch.cat([torch.cat([pos, pad], 1), torch.rand(1, 340, 8, 2)], 0)
+    vis2 = torch.cat(
+        [torch.cat([vis, torch.zeros(1, 40, 8, dtype=torch.bool)], 1), vis.new_ones(1, 340, 8)],
+        0,
+    )
+    b = camera_residual(pos2, vis2, ransac=16, gap=3)
+    assert torch.allclose(b[0][:1, :300], a[0], atol=1e-6)
+    assert torch.allclose(b[1][:1, :300], a[1], atol=1e-6)
+
+
+def test_camera_residual_longer_gap_accumulates_slow_motion():
+    # an object creeping at 0.3 px per frame under noisy tracks: invisible at gap 1, clear at 8
+    g = torch.Generator().manual_seed(2)
+    T, N, n_obj = 16, 400, 60
+    base = torch.rand(1, N, 1, 2, generator=g) * 2 - 1
+    t = torch.arange(T, dtype=torch.float32).view(1, 1, T, 1)
+    drift = torch.zeros(1, N, T, 2)
+    drift[:, :n_obj, :, 0] = 0.0007 * t[..., 0]  # 0.3 px per frame at 854 px
+    pos = base + 0.02 * t * torch.tensor([1.0, 0.5]) + drift
+    pos = pos + 0.0007 * torch.randn(1, N, T, 2, generator=g)
+    vis = torch.ones(1, N, T, dtype=torch.bool)
+
+    def separation(gap):
+        r = camera_residual(pos, vis, gap=gap, ransac=16)[1][:, :, gap:]
+        return r[:, :n_obj].median() / r[:, n_obj:].median()
+
+    assert separation(1) < 1.5 and separation(8) > 2.5
+
+
+def test_residual_gaps_add_one_channel_each_and_are_validated():
+    base = ClassifierConfig(**TINY, use_camera_residual=True)
+    cfg = ClassifierConfig(**TINY, use_camera_residual=True, residual_gaps=[4, 8])
+    assert cfg.residual_gaps == (4, 8)
+    assert cfg.point_channels() == base.point_channels() + 2
+    with pytest.raises(ValueError, match="residual_gaps"):
+        ClassifierConfig(residual_gaps=(1,))
+    with pytest.raises(ValueError, match="camera_ransac"):
+        ClassifierConfig(camera_ransac=-1)

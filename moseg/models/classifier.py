@@ -55,6 +55,12 @@ class ClassifierConfig:
     # motion), plus that residual's size against the frame's typical residual. Computed from
     # the tracks inside the model (:func:`camera_residual`), so training and inference agree.
     use_camera_residual: bool = False
+    # > 0: that fit starts from the inliers of this many RANSAC hypotheses (3-point affine
+    # maps, fixed seed) instead of from all points, so a large moving object cannot capture it
+    camera_ransac: int = 0
+    # more frame gaps g > 1, each adding one channel: the residual ratio of the camera fit
+    # between frames t - g and t (slow objects build up a residual over several frames)
+    residual_gaps: tuple[int, ...] = ()
     # motion encoder
     motion_dim: int = 16
     motion_hidden: int = 16  # width of the first pointwise layer
@@ -74,6 +80,13 @@ class ClassifierConfig:
     # semantics
     semantic_dim: int = 768  # 768 for DINOv2 ViT-B keys; 0 = no semantics ("w/o DINO")
     semantic_mode: SemanticMode = "ffn"
+
+    def __post_init__(self) -> None:
+        self.residual_gaps = tuple(int(g) for g in self.residual_gaps)
+        if any(g < 2 for g in self.residual_gaps):
+            raise ValueError(f"residual_gaps must be frame gaps >= 2, got {self.residual_gaps}")
+        if self.camera_ransac < 0:
+            raise ValueError(f"camera_ransac must be >= 0, got {self.camera_ransac}")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ClassifierConfig:
@@ -100,6 +113,7 @@ class ClassifierConfig:
             n += 1
         if self.use_camera_residual:
             n += 2 * per_value + 1  # residual (dx, dy) encoded; log residual ratio
+            n += len(self.residual_gaps)  # log residual ratio over each longer gap
         if self.use_depth:
             n += 2  # depth, depth change
         if self.semantics == "motion_input":
@@ -107,47 +121,114 @@ class ClassifierConfig:
         return n
 
 
+def _irls_affine(X: Tensor, Y: Tensor, m: Tensor, w: Tensor, iters: int, floor: float):
+    """Affine IRLS on point pairs ``X -> Y [M, N, 2]`` with mask ``m [M, N]`` and start
+    weights ``w``: ``(prediction [M, N, 2], weights, scale [M])``."""
+    Xh = torch.cat([X, torch.ones_like(X[..., :1])], dim=-1)  # [M, N, 3]
+    eye = torch.eye(3, dtype=X.dtype, device=X.device)
+    pred = scale = None
+    for _ in range(iters):
+        Xw = Xh * w.unsqueeze(-1)
+        A = Xw.transpose(-1, -2) @ Xh + 1e-6 * eye
+        theta = torch.linalg.solve(A, Xw.transpose(-1, -2) @ Y)  # [M, 3, 2]
+        pred = Xh @ theta
+        w, scale = _cauchy_weights((Y - pred).norm(dim=-1), m, floor)
+    return pred, w, scale
+
+
+def _ransac_affine_weights(
+    X: Tensor, Y: Tensor, m: Tensor, hypotheses: int, thresh: float, rows_per_clip: int
+) -> Tensor:
+    """Start weights from a batched RANSAC: ``hypotheses`` affine maps per row, each from 3
+    seen points drawn with a fixed seed (so inference gives the same result on every run); the
+    one with most points within ``thresh`` wins (``rows_per_clip``: frame pairs per clip; the
+    rows are clip-major) and its inliers get weight 1, the rest 0.
+    Rows where it finds fewer than 3 inliers keep all seen points."""
+    M, N, _ = X.shape
+    # draw the k-th seen point of each row (k uniform) from draws that depend only on the
+    # row's position within its clip (``rows_per_clip``), not on N or the batch: padding and
+    # batch-mates change nothing; drawn on the CPU so every device draws the same points
+    g = torch.Generator().manual_seed(0)
+    u = torch.rand(rows_per_clip, 3 * hypotheses, generator=g).to(X.device, X.dtype)
+    u = u.repeat(M // rows_per_clip, 1)  # [M, 3K]
+    seen_first = torch.sort(m, dim=-1, descending=True, stable=True).indices
+    count = m.sum(-1, keepdim=True)
+    k = (u * count).long().clamp(max=N - 1)
+    pick = seen_first.gather(-1, k).view(M, hypotheses, 3)
+    Xh = torch.cat([X, torch.ones_like(X[..., :1])], dim=-1)  # [M, N, 3]
+    rows = torch.arange(M, device=X.device)[:, None, None]
+    Xs, Ys = Xh[rows, pick], Y[rows, pick]  # [M, K, 3, 3], [M, K, 3, 2]
+    eye = torch.eye(3, dtype=X.dtype, device=X.device)
+    # degenerate draws (repeated or collinear points) give non-finite maps and lose
+    theta = torch.linalg.solve_ex(Xs + 1e-6 * eye, Ys).result  # [M, K, 3, 2]
+    theta = torch.nan_to_num(theta, nan=1e6, posinf=1e6, neginf=-1e6)
+    err = (Xh.unsqueeze(1) @ theta - Y.unsqueeze(1)).square().sum(-1)  # [M, K, N]
+    inl = (err < thresh * thresh) & (m.unsqueeze(1) > 0)
+    best = inl.sum(-1).argmax(-1)  # [M]
+    w = inl[torch.arange(M, device=X.device), best].to(X.dtype)
+    return torch.where(w.sum(-1, keepdim=True) >= 3, w, m)
+
+
+def _cauchy_weights(r: Tensor, m: Tensor, floor: float) -> tuple[Tensor, Tensor]:
+    """Cauchy weights for residuals ``r [M, N]`` (mask ``m``) and the robust scale ``[M]``:
+    1.4826 x the median residual of the masked points, at least ``floor``."""
+    count = m.sum(-1)
+    rs = torch.where(m > 0, r, torch.full_like(r, float("inf")))  # unseen points sort last
+    k = ((count - 1).clamp(min=0) // 2).long().unsqueeze(-1)
+    med = rs.sort(dim=-1).values.gather(-1, k).squeeze(-1)
+    scale = (1.4826 * med).clamp(min=floor)
+    return m / (1.0 + (r / (2.0 * scale.unsqueeze(-1))) ** 2), scale
+
+
 @torch.no_grad()
 def camera_residual(
-    pos: Tensor, visible: Tensor, iters: int = 5, floor: float = 1e-3
+    pos: Tensor,
+    visible: Tensor,
+    iters: int = 5,
+    floor: float = 1e-3,
+    gap: int = 1,
+    ransac: int = 0,
 ) -> tuple[Tensor, Tensor]:
     """Displacements with the camera's image motion removed.
 
     ``pos [B, N, T, 2]`` (any fixed units), ``visible [B, N, T]``. For every frame pair
-    ``(t-1, t)`` an affine map ``p_t = A p_(t-1) + b`` is fitted to the points seen in both by
-    iteratively reweighted least squares (Cauchy weights; moving objects get down-weighted as
-    outliers). Returns ``(residual [B, N, T, 2], ratio [B, N, T])``: ``p_t - (A p_(t-1) + b)``
-    and its length over the frame's robust residual scale (at least ``floor``); both zero at
-    ``t = 0``, where either end is unseen, and in frames with fewer than 6 such points."""
+    ``(t - gap, t)`` an affine map ``p_t = A p_(t-gap) + b`` is fitted to the points seen in
+    both by iteratively reweighted least squares (Cauchy weights; moving objects get
+    down-weighted as outliers). ``ransac > 0``: the fit starts from the inliers of that many
+    affine RANSAC hypotheses (within 10 x ``floor``) instead of from all points, which keeps
+    a large moving object from capturing the fit.
+
+    Returns ``(residual [B, N, T, 2], ratio [B, N, T])``: ``p_t`` minus the camera's
+    prediction from ``p_(t-gap)``, and ``log(1 + |residual| / s)`` with ``s`` the frame pair's
+    robust residual scale (at least ``floor``). Both are zero for ``t < gap``, where either
+    end is unseen, and in frame pairs with fewer than 6 such points. The fit runs in float32
+    whatever the input's precision."""
     B, N, T, _ = pos.shape
     res = pos.new_zeros(B, N, T, 2)
     ratio = pos.new_zeros(B, N, T)
-    if T < 2:
+    if gap >= T:
         return res, ratio
-    a, b = pos[:, :, :-1], pos[:, :, 1:]  # [B, N, T-1, 2]
-    both = (visible[:, :, :-1] & visible[:, :, 1:]).to(pos.dtype)
-    X = torch.cat([a, torch.ones_like(a[..., :1])], dim=-1).transpose(1, 2)  # [B, T-1, N, 3]
-    Y = b.transpose(1, 2)  # [B, T-1, N, 2]
-    m = both.transpose(1, 2)  # [B, T-1, N]
-    count = m.sum(-1)  # [B, T-1]
-    w = m.clone()
-    eye = torch.eye(3, dtype=pos.dtype, device=pos.device)
-    r = scale = None
-    for _ in range(iters):
-        Xw = X * w.unsqueeze(-1)
-        A = Xw.transpose(-1, -2) @ X + 1e-6 * eye  # [B, T-1, 3, 3]
-        theta = torch.linalg.solve(A, Xw.transpose(-1, -2) @ Y)  # [B, T-1, 3, 2]
-        diff = Y - X @ theta
-        r = diff.norm(dim=-1)  # [B, T-1, N]
-        # robust scale: the median residual of the seen points (invisible ones sort last)
-        rs = torch.where(m > 0, r, torch.full_like(r, float("inf")))
-        k = ((count - 1).clamp(min=0) // 2).long().unsqueeze(-1)
-        med = rs.sort(dim=-1).values.gather(-1, k).squeeze(-1)
-        scale = (1.4826 * med).clamp(min=floor)  # [B, T-1]
-        w = m / (1.0 + (r / (2.0 * scale.unsqueeze(-1))) ** 2)
-    ok = (count >= 6).to(pos.dtype).unsqueeze(-1) * m  # [B, T-1, N]
-    res[:, :, 1:] = (diff * ok.unsqueeze(-1)).transpose(1, 2)
-    ratio[:, :, 1:] = (torch.log1p(r / scale.unsqueeze(-1)) * ok).transpose(1, 2)
+    p = pos.float()
+    a, b = p[:, :, :-gap], p[:, :, gap:]  # [B, N, T-gap, 2]
+    both = (visible[:, :, :-gap] & visible[:, :, gap:]).float()
+    M = B * (T - gap)
+    X = a.transpose(1, 2).reshape(M, N, 2)
+    Y = b.transpose(1, 2).reshape(M, N, 2)
+    m = both.transpose(1, 2).reshape(M, N)
+    with torch.autocast(device_type=pos.device.type, enabled=False):
+        w0 = (
+            _ransac_affine_weights(X, Y, m, ransac, 10.0 * floor, T - gap)
+            if ransac > 0
+            else m.clone()
+        )
+        pred, _, scale = _irls_affine(X, Y, m, w0, iters, floor)
+    diff = Y - pred
+    r = diff.norm(dim=-1)
+    ok = (m.sum(-1, keepdim=True) >= 6).float() * m  # [M, N]
+    diff = (diff * ok.unsqueeze(-1)).reshape(B, T - gap, N, 2).transpose(1, 2)
+    lr = (torch.log1p(r / scale.unsqueeze(-1)) * ok).reshape(B, T - gap, N).transpose(1, 2)
+    res[:, :, gap:] = diff.to(pos.dtype)
+    ratio[:, :, gap:] = lr.to(pos.dtype)
     return res, ratio
 
 
@@ -417,8 +498,13 @@ class TrackClassifier(nn.Module):
             # scale floor: 0.3 px in the [-1, 1] units of ``pos`` (sub-pixel jitter of a still
             # camera is not motion)
             floor = float(0.6 / hw.max())
-            res, ratio = camera_residual(pos, visibility, floor=floor)
+            res, ratio = camera_residual(pos, visibility, floor=floor, ransac=cfg.camera_ransac)
             chans += [frequency_encode(res, nf), ratio.unsqueeze(-1)]
+            for g in cfg.residual_gaps:
+                _, ratio_g = camera_residual(
+                    pos, visibility, floor=floor, gap=int(g), ransac=cfg.camera_ransac
+                )
+                chans.append(ratio_g.unsqueeze(-1))
         if cfg.use_depth:
             d = torch.zeros_like(vis) if depth is None else depth.to(tracks.dtype)
             dd = torch.zeros_like(d)
