@@ -55,6 +55,7 @@ class ClassifierConfig:
     # motion), plus that residual's size against the frame's typical residual. Computed from
     # the tracks inside the model (:func:`camera_residual`), so training and inference agree.
     use_camera_residual: bool = False
+    # (the next two act only with use_camera_residual)
     # > 0: that fit starts from the inliers of this many RANSAC hypotheses (3-point affine
     # maps, fixed seed) instead of from all points, so a large moving object cannot capture it
     camera_ransac: int = 0
@@ -121,11 +122,10 @@ class ClassifierConfig:
         return n
 
 
-def _irls_affine(X: Tensor, Y: Tensor, m: Tensor, w: Tensor, iters: int, floor: float):
-    """Affine IRLS on point pairs ``X -> Y [M, N, 2]`` with mask ``m [M, N]`` and start
-    weights ``w``: ``(prediction [M, N, 2], weights, scale [M])``."""
-    Xh = torch.cat([X, torch.ones_like(X[..., :1])], dim=-1)  # [M, N, 3]
-    eye = torch.eye(3, dtype=X.dtype, device=X.device)
+def _irls_affine(Xh: Tensor, Y: Tensor, m: Tensor, w: Tensor, iters: int, floor: float):
+    """Affine IRLS on point pairs ``Xh -> Y`` (``Xh [M, N, 3]`` homogeneous, ``Y [M, N, 2]``)
+    with mask ``m [M, N]`` and start weights ``w``: ``(prediction [M, N, 2], scale [M])``."""
+    eye = torch.eye(3, dtype=Xh.dtype, device=Xh.device)
     pred = scale = None
     for _ in range(iters):
         Xw = Xh * w.unsqueeze(-1)
@@ -133,39 +133,38 @@ def _irls_affine(X: Tensor, Y: Tensor, m: Tensor, w: Tensor, iters: int, floor: 
         theta = torch.linalg.solve(A, Xw.transpose(-1, -2) @ Y)  # [M, 3, 2]
         pred = Xh @ theta
         w, scale = _cauchy_weights((Y - pred).norm(dim=-1), m, floor)
-    return pred, w, scale
+    return pred, scale
 
 
 def _ransac_affine_weights(
-    X: Tensor, Y: Tensor, m: Tensor, hypotheses: int, thresh: float, rows_per_clip: int
+    Xh: Tensor, Y: Tensor, m: Tensor, hypotheses: int, thresh: float, rows_per_clip: int
 ) -> Tensor:
     """Start weights from a batched RANSAC: ``hypotheses`` affine maps per row, each from 3
     seen points drawn with a fixed seed (so inference gives the same result on every run); the
     one with most points within ``thresh`` wins (``rows_per_clip``: frame pairs per clip; the
     rows are clip-major) and its inliers get weight 1, the rest 0.
     Rows where it finds fewer than 3 inliers keep all seen points."""
-    M, N, _ = X.shape
+    M, N, _ = Xh.shape
     # draw the k-th seen point of each row (k uniform) from draws that depend only on the
     # row's position within its clip (``rows_per_clip``), not on N or the batch: padding and
     # batch-mates change nothing; drawn on the CPU so every device draws the same points
     g = torch.Generator().manual_seed(0)
-    u = torch.rand(rows_per_clip, 3 * hypotheses, generator=g).to(X.device, X.dtype)
+    u = torch.rand(rows_per_clip, 3 * hypotheses, generator=g).to(Xh.device, Xh.dtype)
     u = u.repeat(M // rows_per_clip, 1)  # [M, 3K]
     seen_first = torch.sort(m, dim=-1, descending=True, stable=True).indices
     count = m.sum(-1, keepdim=True)
     k = (u * count).long().clamp(max=N - 1)
     pick = seen_first.gather(-1, k).view(M, hypotheses, 3)
-    Xh = torch.cat([X, torch.ones_like(X[..., :1])], dim=-1)  # [M, N, 3]
-    rows = torch.arange(M, device=X.device)[:, None, None]
+    rows = torch.arange(M, device=Xh.device)[:, None, None]
     Xs, Ys = Xh[rows, pick], Y[rows, pick]  # [M, K, 3, 3], [M, K, 3, 2]
-    eye = torch.eye(3, dtype=X.dtype, device=X.device)
+    eye = torch.eye(3, dtype=Xh.dtype, device=Xh.device)
     # degenerate draws (repeated or collinear points) give non-finite maps and lose
     theta = torch.linalg.solve_ex(Xs + 1e-6 * eye, Ys).result  # [M, K, 3, 2]
     theta = torch.nan_to_num(theta, nan=1e6, posinf=1e6, neginf=-1e6)
     err = (Xh.unsqueeze(1) @ theta - Y.unsqueeze(1)).square().sum(-1)  # [M, K, N]
     inl = (err < thresh * thresh) & (m.unsqueeze(1) > 0)
     best = inl.sum(-1).argmax(-1)  # [M]
-    w = inl[torch.arange(M, device=X.device), best].to(X.dtype)
+    w = inl[torch.arange(M, device=Xh.device), best].to(Xh.dtype)
     return torch.where(w.sum(-1, keepdim=True) >= 3, w, m)
 
 
@@ -213,15 +212,16 @@ def camera_residual(
     both = (visible[:, :, :-gap] & visible[:, :, gap:]).float()
     M = B * (T - gap)
     X = a.transpose(1, 2).reshape(M, N, 2)
+    Xh = torch.cat([X, torch.ones_like(X[..., :1])], dim=-1)  # [M, N, 3]
     Y = b.transpose(1, 2).reshape(M, N, 2)
     m = both.transpose(1, 2).reshape(M, N)
     with torch.autocast(device_type=pos.device.type, enabled=False):
         w0 = (
-            _ransac_affine_weights(X, Y, m, ransac, 10.0 * floor, T - gap)
+            _ransac_affine_weights(Xh, Y, m, ransac, 10.0 * floor, T - gap)
             if ransac > 0
             else m.clone()
         )
-        pred, _, scale = _irls_affine(X, Y, m, w0, iters, floor)
+        pred, scale = _irls_affine(Xh, Y, m, w0, iters, floor)
     diff = Y - pred
     r = diff.norm(dim=-1)
     ok = (m.sum(-1, keepdim=True) >= 6).float() * m  # [M, N]
@@ -502,7 +502,7 @@ class TrackClassifier(nn.Module):
             chans += [frequency_encode(res, nf), ratio.unsqueeze(-1)]
             for g in cfg.residual_gaps:
                 _, ratio_g = camera_residual(
-                    pos, visibility, floor=floor, gap=int(g), ransac=cfg.camera_ransac
+                    pos, visibility, floor=floor, gap=g, ransac=cfg.camera_ransac
                 )
                 chans.append(ratio_g.unsqueeze(-1))
         if cfg.use_depth:
