@@ -170,7 +170,7 @@ class Layer:
     id: int  # instance id; 0 = background
     cls: int  # index into CLASSES
     moving: bool
-    texture: np.ndarray  # [h, w, 3 or 4] uint8 RGB(A)
+    texture: np.ndarray  # [h, w, 3 or 4] uint8 RGB(A), or [T, h, w, 3 or 4]: one per frame
     M: np.ndarray  # [T, 3, 3]
 
     def homographies(self, cam: Camera) -> np.ndarray:
@@ -469,7 +469,7 @@ def render(scene: Scene, height: int, width: int) -> Render:
     Hs = [layer.homographies(cam) for layer in scene.layers]
     for t in range(T):
         for layer, Ht in zip(scene.layers, Hs, strict=True):
-            tex = layer.texture
+            tex = layer.texture[t] if layer.texture.ndim == 4 else layer.texture  # animated
             th, tw = tex.shape[:2]
             corners = (
                 Ht[t]

@@ -34,12 +34,14 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from data_prep.davislike import Extras, TexturePool, add_extras
 from data_prep.synthetic import SynthConfig, build_scene, render
 from moseg.utils.atomic import atomic_write_text
 
 log = logging.getLogger(__name__)
 
 VERSION = 1
+EXTRAS_KEY = 101  # third word of the extras' seed sequence (seed, index, EXTRAS_KEY)
 # settings of the scene generator that matter here (tracks, depth and features come from the
 # preprocessing, not from the generator)
 SCENE_KEYS = (
@@ -125,17 +127,32 @@ def is_written(raw: Path, name: str, num_frames: int) -> bool:
     )
 
 
-def make_clip(cfg: SynthConfig, seed: int, index: int) -> tuple[np.ndarray, np.ndarray, dict]:
-    """``(frames [T, H, W, 3] RGB, masks [T, H, W], info)`` of clip ``index``."""
+def make_clip(
+    cfg: SynthConfig,
+    seed: int,
+    index: int,
+    extras: Extras | None = None,
+    pool: TexturePool | None = None,
+) -> tuple[np.ndarray, np.ndarray, dict]:
+    """``(frames [T, H, W, 3] RGB, masks [T, H, W], info)`` of clip ``index``.
+
+    ``extras`` (:mod:`data_prep.davislike`) draw from their own generator, so the base scene
+    of a clip is the same with and without them."""
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(index)]))
     scene = build_scene(rng, cfg)
+    info: dict[str, Any] = {}
+    if extras is not None:
+        xrng = np.random.default_rng(np.random.SeedSequence([int(seed), int(index), EXTRAS_KEY]))
+        info.update(add_extras(scene, xrng, extras, (cfg.height, cfg.width), pool))
     r = render(scene, cfg.height, cfg.width)
     masks = moving_masks(r.ids, scene.object_moving)
-    info = {
-        "moving_objects": int(scene.object_moving.sum()),
-        "static_objects": int((~scene.object_moving[1:]).sum()),
-        "moving_fraction": round(float((masks > 0).mean()), 4),
-    }
+    info.update(
+        {
+            "moving_objects": int(scene.object_moving.sum()),
+            "static_objects": int((~scene.object_moving[1:]).sum()),
+            "moving_fraction": round(float((masks > 0).mean()), 4),
+        }
+    )
     return r.frames, masks, info
 
 
@@ -147,9 +164,11 @@ def generate(
     quality: int = 90,
     split: str = "train",
     progress: bool = True,
+    extras: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write clips ``0 .. count-1`` under ``raw`` (missing ones only) and the split list.
 
+    ``extras``: the DAVIS-like additions of :class:`data_prep.davislike.Extras` (none when empty).
     A folder made with other settings is refused rather than mixed."""
     raw = Path(raw)
     unknown = set(generator) - set(SCENE_KEYS)
@@ -162,6 +181,12 @@ def generate(
         "quality": int(quality),
         "generator": {k: getattr(cfg, k) for k in SCENE_KEYS},
     }
+    ex = Extras.from_dict(extras) if extras else None
+    pool = None
+    if ex is not None:
+        settings["extras"] = ex.to_dict()  # only when given: older folders keep their stamp
+        if ex.texture_root and (ex.real_background_prob > 0 or ex.real_object_prob > 0):
+            pool = TexturePool(ex.texture_root)
     settings = json.loads(json.dumps(settings))
     raw.mkdir(parents=True, exist_ok=True)
     stamp = raw / "synthetic_video.json"
@@ -179,7 +204,7 @@ def generate(
         names.append(name)
         if is_written(raw, name, cfg.num_frames):
             continue
-        frames, masks, info = make_clip(cfg, seed, i)
+        frames, masks, info = make_clip(cfg, seed, i, ex, pool)
         write_clip(raw, name, frames, masks, quality)
         stats.append({"name": name, **info})
         made += 1
@@ -199,8 +224,8 @@ def main() -> None:
     @hydra.main(version_base="1.3", config_path="../conf", config_name="prepare")
     def _run(cfg: DictConfig) -> None:
         d = OmegaConf.to_container(cfg.dataset, resolve=True)
-        if d.get("name") != "synthetic_video":
-            raise SystemExit("run with dataset=synthetic_video")
+        if d.get("name") not in ("synthetic_video", "synthetic_davislike"):
+            raise SystemExit("run with dataset=synthetic_video or dataset=synthetic_davislike")
         res = generate(
             d["raw"],
             int(d["clips"]),
@@ -209,10 +234,12 @@ def main() -> None:
             quality=int(d["jpeg_quality"]),
             split=str(d.get("split", "train")),
             progress=bool(cfg.progress),
+            extras=d.get("extras") or None,
         )
         print(f"{d['raw']}: {res['clips']} clips, {res['written']} written now")
 
-    sys.argv = [sys.argv[0], "dataset=synthetic_video", *sys.argv[1:]]
+    if not any(a.startswith("dataset=") for a in sys.argv[1:]):
+        sys.argv = [sys.argv[0], "dataset=synthetic_video", *sys.argv[1:]]
     _run()
 
 
