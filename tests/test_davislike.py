@@ -10,18 +10,19 @@ import pytest
 from data_prep.davislike import Extras, TexturePool, add_extras, follow
 from data_prep.synthetic import SynthConfig, build_scene, render
 from data_prep.synthetic_video import generate, make_clip, moving_masks
+from tests.test_synthetic_video import SMALL as VIDEO_SMALL
 
-SMALL = dict(
-    height=96,
-    width=160,
-    num_frames=10,
-    num_static=[1, 2],
-    num_moving=[1, 2],
-    object_px=[24.0, 40.0],
-    object_speed_px=[2.0, 4.0],
-    camera_static_prob=0.0,
-    max_pan_deg=20.0,
-)
+# the small scenes of test_synthetic_video, a little larger, and always with a panning camera
+SMALL = {
+    **VIDEO_SMALL,
+    "height": 96,
+    "width": 160,
+    "num_frames": 10,
+    "object_px": [24.0, 40.0],
+    "object_speed_px": [2.0, 4.0],
+    "camera_static_prob": 0.0,
+    "max_pan_deg": 20.0,
+}
 CFG = SynthConfig.from_dict({**SMALL, "num_tracks": 1, "feature_dim": 0})
 
 
