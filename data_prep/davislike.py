@@ -38,7 +38,7 @@ from data_prep.synthetic import (
     Camera,
     Layer,
     Scene,
-    _layer_depth,
+    _bg_depth_at,
     _noise,
     make_shape,
     make_texture,
@@ -198,9 +198,11 @@ def _cam_depth(cam: Camera, t: int, p: np.ndarray) -> float:
     return float((cam.R[t] @ (p - cam.C[t]))[2])
 
 
-def _project(cam: Camera, t: int, p: np.ndarray) -> np.ndarray:
-    q = cam.K[t] @ (cam.R[t] @ (p - cam.C[t]))
-    return q[:2] / q[2]
+def _camera_axes(cam: Camera, t: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """World directions of the camera's forward, right and down axes at frame ``t``."""
+    fwd = cam.R[t].T @ np.array([0.0, 0.0, 1.0])
+    right = cam.R[t].T @ np.array([1.0, 0.0, 0.0])
+    return fwd, right, np.cross(fwd, right)
 
 
 def retexture(layer: Layer, tex: np.ndarray) -> None:
@@ -251,7 +253,7 @@ def follow(scene: Scene, rng: np.random.Generator, idx: int, ex: Extras, hw: tup
     bg = scene.layers[0]
     centre = np.zeros((T, 3))
     for i in range(T):
-        zb = float(_layer_depth(bg, cam, i, np.array([xs[i]]), np.array([ys[i]]))[0])
+        zb = _bg_depth_at(bg, cam, i, xs[i], ys[i])
         z = min(zs[i], 0.8 * zb) if np.isfinite(zb) else zs[i]
         centre[i] = cam.backproject(i, xs[i], ys[i], max(z, 1.0))
     layer.M = _with_origin(M, centre, h, w)
@@ -274,7 +276,7 @@ def add_limbs(scene: Scene, rng: np.random.Generator, idx: int, ex: Extras) -> N
     e1, e2, origin = body.M[:, :, 0], body.M[:, :, 1], body.M[:, :, 2]
     ang = np.arctan2(e1[:, 1], e1[:, 0])
     s = np.linalg.norm(e1, axis=1)
-    fwd = cam.R[T // 2].T @ np.array([0.0, 0.0, 1.0])
+    fwd = _camera_axes(cam, T // 2)[0]
     depth = _cam_depth(cam, T // 2, _centre(body)[T // 2])
     hue = _hue_of(tex)
     times = np.arange(T) / max(1, T - 1)
@@ -345,7 +347,7 @@ def add_water(scene: Scene, rng: np.random.Generator, ex: Extras, hw: tuple[int,
     T = cam.K.shape[0]
     mid = T // 2
     x, y = rng.uniform(0.2, 0.8) * W, rng.uniform(0.55, 0.9) * H
-    zb = float(_layer_depth(scene.layers[0], cam, mid, np.array([x]), np.array([y]))[0])
+    zb = _bg_depth_at(scene.layers[0], cam, mid, x, y)
     if not np.isfinite(zb):
         return
     z = zb * rng.uniform(0.6, 0.95)
@@ -354,9 +356,7 @@ def add_water(scene: Scene, rng: np.random.Generator, ex: Extras, hw: tuple[int,
     th = int(min(tw * rng.uniform(0.25, 0.6), 420))
     texel = width_px / tw * z / cam.K[mid, 0, 0]
     p = cam.backproject(mid, x, y, z)
-    fwd = cam.R[mid].T @ np.array([0.0, 0.0, 1.0])
-    right = cam.R[mid].T @ np.array([1.0, 0.0, 0.0])
-    down = np.cross(fwd, right)
+    _, right, down = _camera_axes(cam, mid)
     e1, e2 = right * texel, down * texel
     origin = p - (tw - 1) / 2 * e1 - (th - 1) / 2 * e2
     M = np.repeat(np.stack([e1, e2, origin], axis=1)[None], T, 0)
@@ -373,9 +373,7 @@ def add_spray(scene: Scene, rng: np.random.Generator, idx: int, ex: Extras) -> N
     oh, ow = obj.texture.shape[-3:-1]
     centre = _centre(obj)
     size_world = max(oh, ow) * float(np.linalg.norm(obj.M[0, :, 0]))
-    fwd = cam.R[T // 2].T @ np.array([0.0, 0.0, 1.0])
-    right = cam.R[T // 2].T @ np.array([1.0, 0.0, 0.0])
-    down = np.cross(fwd, right)
+    fwd, right, down = _camera_axes(cam, T // 2)
     for _ in range(int(rng.integers(ex.spray_puffs[0], ex.spray_puffs[1] + 1))):
         t0 = int(rng.integers(0, max(1, T - 6)))
         side = max(16, int(rng.uniform(50, 160)))
