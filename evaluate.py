@@ -14,7 +14,9 @@ import moseg.config  # noqa: F401  (registers the config resolvers)
 from data_prep.common import InputError
 from moseg.evaluation.masks import MaskError
 from moseg.evaluation.run import EvaluationError, run
+from moseg.io.contract import MissingDepthError
 from moseg.metrics import ShapeMismatchError, TooManyObjectsError
+from moseg.models.checkpoint import CheckpointError
 from moseg.prep.frames import FrameError
 
 
@@ -30,6 +32,8 @@ def main(cfg: DictConfig) -> None:
         ShapeMismatchError,
         TooManyObjectsError,
         FileNotFoundError,
+        CheckpointError,
+        MissingDepthError,
     ) as e:
         logging.getLogger("evaluate").error("%s", e)
         print(f"error: {e}", file=sys.stderr)

@@ -1,4 +1,5 @@
-"""The ``moseg`` command line: ``validate``, ``info``, ``runs``, ``preprocess`` and ``segment``."""
+"""The ``moseg`` command line: ``validate``, ``info``, ``runs``, ``preprocess``, ``segment`` and
+``import-release``."""
 
 from __future__ import annotations
 
@@ -215,6 +216,38 @@ def cmd_segment(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import_release(args: argparse.Namespace) -> int:
+    """A SegAnyMo release checkpoint (moseg.pth) -> a moseg checkpoint, converted once."""
+    from moseg.models.checkpoint import CheckpointError, import_release
+
+    flags = {}
+    for item in args.flag or []:
+        key, sep, val = item.partition("=")
+        if not sep or val.lower() not in ("true", "false"):
+            print(f"error: --flag takes NAME=true|false, got {item!r}", file=sys.stderr)
+            return 2
+        flags[key] = val.lower() == "true"
+    th = None
+    if args.thresholds:
+        try:
+            th = [float(t) for t in args.thresholds.split(",") if t]
+        except ValueError:
+            print(f"error: --thresholds takes numbers, got {args.thresholds!r}", file=sys.stderr)
+            return 2
+    try:
+        meta = import_release(args.src, args.dst, flags=flags, thresholds=th, note=args.note)
+    except (CheckpointError, ValueError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    rel = meta["release"]
+    on = [k for k in ("tracks", "depth", "extra_info", "pos_embed", "dino", "time_att") if rel[k]]
+    print(
+        f"{args.dst}: release architecture ({', '.join(on)}), epoch "
+        f"{meta['imported_from']['epoch']}, thresholds {meta['decision']['thresholds']}"
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     ap = argparse.ArgumentParser(prog="moseg", description="moseg command line tools")
@@ -282,6 +315,25 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--no-overlay", action="store_true", help="do not write overlay.mp4")
     g.add_argument("overrides", nargs="*", default=[], help="key=value config overrides")
     g.set_defaults(func=cmd_segment, prompt_items=None)
+    m = sub.add_parser(
+        "import-release",
+        help="convert a SegAnyMo release checkpoint (moseg.pth) into a moseg checkpoint",
+        description="Read SRC (the release's {'model_state_dict', 'epoch'} file) and write DST: "
+        "the same weights for model=release, with the release's flags, input conventions and "
+        "decision thresholds. evaluate.py and moseg segment also take SRC directly (ckpt=SRC).",
+    )
+    m.add_argument("src", type=Path, help="release checkpoint (moseg.pth)")
+    m.add_argument("dst", type=Path, help="moseg checkpoint to write")
+    m.add_argument(
+        "--flag",
+        action="append",
+        metavar="NAME=true|false",
+        help="a release constructor flag, when it was trained with other flags than released "
+        "(tracks, depth, extra_info, pos_embed, dino, dino_later, dino_woatt, time_att)",
+    )
+    m.add_argument("--thresholds", help="decision thresholds, descending, comma-separated")
+    m.add_argument("--note", help="free text stored with the checkpoint")
+    m.set_defaults(func=cmd_import_release)
     args, extra = ap.parse_known_args(argv)
     if getattr(args, "func", None) is cmd_preprocess:
         # overrides look like key=value; argparse cannot tell them from inputs, so split here

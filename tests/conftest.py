@@ -45,4 +45,5 @@ def tiny_seq() -> Sequence:
     seq.feature_maps = rng.normal(size=(2, 8, 10, 16)).astype(np.float16)
     seq.feature_map_frames = np.array([0, 4], np.int32)
     seq.feature_map_stride = 8.0
+    seq.visibility_prob = rng.random(seq.visibility.shape).astype(np.float16)
     return seq

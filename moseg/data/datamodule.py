@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 
 from moseg.config import to_plain
 from moseg.data.sampling import Augment, FileCache, Sample, SamplingSpec, augment, read_sample
-from moseg.io import list_sequences
+from moseg.io import MissingDepthError, SequenceFile, list_sequences, missing_depth_message
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,21 @@ class Source:
                 f"data source {self.name!r}: no contract files (*.h5) in {folder}{how}"
             )
         return found
+
+
+def depth_status(path: Path) -> tuple[bool, str]:
+    """Whether the contract file at ``path`` gives the model depth (it has ``depth`` maps, whose
+    kind and range convert it), and if not what its provenance says the depth was made with.
+    Reads attributes and the list of datasets only."""
+    with SequenceFile(path) as f:
+        if f.has("depth"):
+            return True, ""
+        made_with = str((f.meta.provenance.get("depth") or {}).get("name", "?"))
+        if f.has("track_depth"):
+            made_with += "; it has track_depth but no depth maps, so no kind or range"
+        elif made_with != "none":
+            made_with += ", but none was stored"
+        return False, made_with
 
 
 def _dist() -> tuple[int, int]:
@@ -171,7 +186,9 @@ def collate(samples: list[Sample], feature_dim: int = 0) -> dict[str, Any]:
     B = len(samples)
     N = max(max(s.label.shape[0] for s in samples), 1)
     T = max(s.tracks.shape[1] for s in samples)
-    C = feature_dim or max((s.features.shape[1] for s in samples if s.features is not None), default=0)
+    C = feature_dim or max(
+        (s.features.shape[1] for s in samples if s.features is not None), default=0
+    )
     out = {
         "tracks": _alloc((B, N, T, 2), torch.float32),
         "visibility": _alloc((B, N, T), torch.bool),
@@ -284,9 +301,50 @@ class TrackDataModule(L.LightningDataModule):
                     if files and self.feature_dim and s.spec.use_features:
                         self._check_feature_width(s.name, files[0])
 
-    def _check_feature_width(self, source: str, path: Path) -> None:
-        from moseg.io import SequenceFile
+    def check_depth(self, allow_missing: bool = False) -> list[str]:
+        """For a model that uses depth: every source that samples depth
+        (``sampling.use_depth``, the default) must have it in every train and val file, or
+        the model silently sees zeros there. Raises :class:`~moseg.io.MissingDepthError` naming
+        each such source and the fixes; with ``allow_missing`` returns the messages instead
+        (the caller logs and records them). Opens each file once, reading no data. Modality
+        dropout (``augment.drop_depth``) hides depth from samples on purpose and is not
+        affected."""
+        messages = []
+        for s in self.sources:
+            if not s.spec.use_depth:
+                continue
+            files = [p for split in (s.train_split, s.val_split) if split for p in s.files(split)]
+            missing = []
+            for p in files:
+                ok, made_with = depth_status(p)
+                if not ok:
+                    missing.append((p, made_with))
+            if not missing:
+                continue
+            made = sorted({m for _, m in missing})
+            subject = f"data source {s.name!r}"
+            if len(missing) < len(files):
+                subject += f" ({len(missing)} of its {len(files)} files, e.g. {missing[0][0]})"
+            if s.prepare is not None:  # made by the generator on first use
+                convert = f"make it with data.sources.{s.name}.prepare.generator.save_depth=true"
+            else:
+                convert = "convert it with depth=depth_anything_v2"
+                if s.make:
+                    convert += f" (`{s.make} depth=depth_anything_v2`)"
+            messages.append(
+                missing_depth_message(
+                    subject,
+                    " / ".join(made),
+                    [convert, "train with model.net.use_depth=false"],
+                )
+            )
+        if messages and not allow_missing:
+            raise MissingDepthError("\n".join(messages))
+        for m in messages:
+            log.warning("allow_missing_depth=true: %s", m)
+        return messages
 
+    def _check_feature_width(self, source: str, path: Path) -> None:
         with SequenceFile(path) as f:
             if not f.has("features"):
                 return

@@ -7,6 +7,7 @@ function of (file, seed): runs are reproducible whatever the number of loader wo
 from __future__ import annotations
 
 import os
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from moseg.io import SequenceFile, sample_depth
+from moseg.io import SequenceFile, depth_frame_range, model_track_depth, sample_model_depth
 from moseg.io.contract import bilinear
 
 
@@ -25,7 +26,8 @@ class Sample:
     tracks: np.ndarray  # [N, T, 2] (x, y) px
     visibility: np.ndarray  # [N, T] bool
     confidence: np.ndarray  # [N, T]
-    depth: np.ndarray | None  # [N, T] in [0, 1], None when the file has none (or dropped)
+    depth: np.ndarray | None  # [N, T] model depth (moseg.io.model_depth: disparity normalised
+    # per frame to [0, 1]), None when the file has none (or it was dropped)
     features: np.ndarray | None  # [N, C] float16, None when the file has none (or dropped)
     label: np.ndarray  # [N] int64: 1 moving, 0 static, -1 ignore
     image_size: tuple[int, int]  # (H, W)
@@ -119,6 +121,59 @@ def _window(T: int, q: int, spec: SamplingSpec, rng: np.random.Generator) -> np.
     return q + s * (np.arange(L) - j)
 
 
+class _DepthInfo:
+    """What converting a file's depth into the model's convention needs: the ``depth``
+    dataset's kind and raw range, and the per-frame range of its maps (read once per open file,
+    a block of frames at a time)."""
+
+    def __init__(self, f: SequenceFile):
+        a = f.dataset_attrs("depth")
+        self.kind = str(a.get("kind"))
+        self.raw = (float(a.get("raw_min", 0.0)), float(a.get("raw_max", 1.0)))
+        T, block = f.meta.num_frames, 64
+        self.frame_range = np.concatenate(
+            [
+                depth_frame_range(f.read("depth", np.s_[a : a + block]), self.kind, self.raw)
+                for a in range(0, T, block)
+            ]
+        )
+
+
+# per open file (and so per loader worker): forgotten when the file is closed and dropped
+_DEPTH_INFO: weakref.WeakKeyDictionary[SequenceFile, _DepthInfo] = weakref.WeakKeyDictionary()
+
+
+def _depth_info(f: SequenceFile) -> _DepthInfo:
+    info = _DEPTH_INFO.get(f)
+    if info is None:
+        info = _DEPTH_INFO[f] = _DepthInfo(f)
+    return info
+
+
+def read_depth(
+    f: SequenceFile, block: slice, rows: np.ndarray, frames: slice, tracks: np.ndarray
+) -> np.ndarray | None:
+    """``[n, t]`` float32: the model's depth (:func:`moseg.io.model_depth`: disparity, min-max
+    normalised per frame) of the tracks ``block`` of the file (rows ``rows`` of that block,
+    whose positions are ``tracks [n, t, 2]``) over the file's frames ``frames``; None when the
+    file has no depth maps (``track_depth`` alone has no kind or range).
+
+    Disparity files are read through ``track_depth`` when they have it (exact and cheap);
+    distance files (and files without ``track_depth``) through the window's maps, since a
+    stored ``track_depth`` of distances blends them across edges
+    (:func:`moseg.io.model_track_depth`)."""
+    if not f.has("depth"):
+        return None
+    info = _depth_info(f)
+    fr = info.frame_range[frames]
+    if info.kind == "disparity" and f.has("track_depth"):
+        td = f.read("track_depth", block)[rows, frames]
+        return model_track_depth(td, info.kind, info.raw, fr)
+    maps = f.read("depth", frames)
+    m = f.meta
+    return sample_model_depth(maps, tracks, (m.height, m.width), info.kind, info.raw, fr)
+
+
 def read_sample(
     f: SequenceFile,
     spec: SamplingSpec,
@@ -127,7 +182,8 @@ def read_sample(
 ) -> Sample:
     """Cut one sample out of an open contract file (no augmentation).
 
-    Reads only the window's frames and, when depth must come from maps, only those maps."""
+    Reads only the window's frames and, when depth must come from maps, only those maps.
+    Depth comes in the model's convention whatever the file stores (:func:`read_depth`)."""
     m = f.meta
     has = set(m.fields).__contains__
     qf = f.cached("query_frame")
@@ -154,13 +210,7 @@ def read_sample(
     tracks = f.read("tracks", sl)[rows, tsel].astype(np.float32)
     vis = f.read("visibility", sl)[rows, tsel]
     conf = f.read("confidence", sl)[rows, tsel].astype(np.float32)
-    depth = None
-    if spec.use_depth:
-        if has("track_depth"):
-            depth = f.read("track_depth", sl)[rows, tsel].astype(np.float32)
-        elif has("depth"):
-            maps = f.read("depth", np.s_[int(t[0]) : int(t[-1]) + 1 : step])
-            depth = sample_depth(maps, tracks, (m.height, m.width))
+    depth = read_depth(f, sl, rows, tsel, tracks) if spec.use_depth else None
     feats = None
     if spec.use_features:
         if has("features"):

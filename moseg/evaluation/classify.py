@@ -29,7 +29,14 @@ import torch
 
 from moseg.densify.base import TrackSet
 from moseg.io import Sequence, sample_depth
-from moseg.io.contract import LABEL_MOVING
+from moseg.io.contract import (
+    LABEL_MOVING,
+    MissingDepthError,
+    missing_depth_message,
+    model_depth,
+    sequence_model_depth,
+)
+from moseg.models.checkpoint import CheckpointError, LoadedClassifier, load_classifier_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +88,19 @@ def centred_window(T: int, q: int, length: int) -> np.ndarray:
     return np.arange(lo, lo + L)
 
 
+def _load(ckpt: str | Path | LoadedClassifier, device: torch.device) -> LoadedClassifier:
+    """A loaded checkpoint (read here unless given), its network on ``device``; the format
+    found is logged."""
+    if isinstance(ckpt, LoadedClassifier):
+        loaded = ckpt
+    else:
+        loaded = load_classifier_checkpoint(ckpt, map_location="cpu")
+        loaded.meta["path"] = str(ckpt)
+        log.info("loaded %s", loaded.describe(ckpt))
+    loaded.net.to(device)
+    return loaded
+
+
 class ModelClassifier:
     """A trained :class:`~moseg.models.TrackClassifier` applied to whole sequences.
 
@@ -98,46 +118,67 @@ class ModelClassifier:
 
     def __init__(
         self,
-        ckpt: str | Path,
+        ckpt: str | Path | LoadedClassifier,
         window: int | None = None,
         tracks_per_pass: int = 2048,
         max_tracks: int | None = None,
         device: str = "cpu",
         seed: int = 0,
+        allow_missing_depth: bool = False,
     ):
-        from moseg.training.module import load_classifier_and_decision
-
-        path = Path(ckpt)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: classifier checkpoint not found")
         self.device = torch.device(device)
-        self.net, decision = load_classifier_and_decision(str(path), map_location=self.device)
+        loaded = _load(ckpt, self.device)
+        if loaded.architecture != "moseg":
+            raise CheckpointError(
+                f"{ckpt}: holds the release architecture; use ReleaseModelClassifier "
+                "(build_classifier picks it)"
+            )
+        self.net = loaded.net
         # thresholds chosen for this checkpoint (export_classifier) replace the reference's
-        chosen = decision.get("thresholds")
+        chosen = loaded.decision.get("thresholds")
         if chosen:
             self.thresholds = tuple(float(t) for t in chosen)
         self.window = int(window or 24)
         self.tracks_per_pass = int(tracks_per_pass)
         self.max_tracks = max_tracks
         self.seed = int(seed)
-        self.path = path
+        self.path = Path(str(loaded.meta.get("path", ckpt)))
+        self.allow_missing_depth = bool(allow_missing_depth)
         self.missing_inputs: list[str] = []  # of the last sequence classified
+        self._depth: np.ndarray | None = None  # [N, T] of the sequence being classified
 
     def check_inputs(self, seq: Sequence) -> list[str]:
-        """Inputs the model was built for that ``seq`` lacks (it then sees zeros there, as in
-        modality dropout, which is not what it was mostly trained on); each is logged."""
+        """Inputs the model was built for that ``seq`` lacks. Depth: a
+        :class:`~moseg.io.contract.MissingDepthError` naming the sequence and the fixes, unless
+        ``allow_missing_depth`` (then a warning, and zeros). Features: a warning, and zeros (as
+        in modality dropout, which is not what it was mostly trained on)."""
         cfg, missing = self.net.cfg, []
-        if cfg.use_depth and seq.track_depth is None and seq.depth is None:
+        if cfg.use_depth and seq.depth is None:
+            msg = missing_depth_message(
+                f"sequence {seq.name!r}",
+                (seq.provenance.get("depth") or {}).get("name"),
+                [
+                    "preprocess it with depth=depth_anything_v2",
+                    "use a checkpoint trained with model.net.use_depth=false",
+                ],
+            )
+            if not self.allow_missing_depth:
+                raise MissingDepthError(msg)
+            log.warning("%s (allow_missing_depth=true: it sees zeros)", msg)
             missing.append("depth")
+        feats = seq.features
+        if cfg.semantics != "none" and feats is not None and feats.shape[-1] != cfg.semantic_dim:
+            raise ValueError(
+                f"sequence {seq.name!r}: features have {feats.shape[-1]} channels, the "
+                f"classifier {self.path} expects {cfg.semantic_dim}: preprocess with the "
+                "features it was trained on (features=appearance for 48, dinov2 for 768)"
+            )
         if cfg.semantics != "none" and seq.features is None:
             missing.append("features")
-        for m in missing:
             log.warning(
-                "%s: the classifier uses %s but the preprocessed file has none: it sees zeros "
-                "(set %s=... in evaluate.py to match the training data)",
+                "%s: the classifier uses features but the preprocessed file has none: it sees "
+                "zeros (set features=... in evaluate.py to match the training data)",
                 seq.name,
-                m,
-                m,
             )
         return missing
 
@@ -149,12 +190,9 @@ class ModelClassifier:
         vis = torch.from_numpy(seq.visibility[rows])[None]
         conf = torch.from_numpy(seq.confidence[rows].astype(np.float32))[None]
         depth = None
-        if cfg.use_depth:
-            if seq.track_depth is not None:
-                depth = torch.from_numpy(seq.track_depth[rows].astype(np.float32))[None]
-            elif seq.depth is not None:
-                d = sample_depth(seq.depth[t], xy, (seq.height, seq.width))
-                depth = torch.from_numpy(d.astype(np.float32))[None]
+        if cfg.use_depth and self._depth is not None:
+            # the model convention (per-frame disparity), read as training reads it
+            depth = torch.from_numpy(np.ascontiguousarray(self._depth[rows]))[None]
         feats = None
         if cfg.semantics != "none" and seq.features is not None:
             feats = torch.from_numpy(seq.features[ids].astype(np.float32))[None]
@@ -175,6 +213,7 @@ class ModelClassifier:
 
     def __call__(self, seq: Sequence) -> np.ndarray:
         self.missing_inputs = self.check_inputs(seq)
+        self._depth = sequence_model_depth(seq) if self.net.cfg.use_depth else None
         rng = np.random.default_rng(self.seed)
         prob = np.full(seq.num_tracks, np.nan, np.float32)
         queries = np.unique(seq.query_frame)
@@ -191,6 +230,173 @@ class ModelClassifier:
                 sel = np.sort(ids[chunk])
                 prob[sel] = self._pass(seq, sel, t, qi)
         return prob
+
+
+class ReleaseModelClassifier:
+    """The release's classifier (``model=release``: a SegAnyMo ``moseg.pth`` or its import)
+    applied the way the release's ``inference.py`` applies it, so its weights see what they
+    were trained on:
+
+    - every frame of the video in one pass;
+    - an equal share of ``max_tracks`` (5000) tracks per query frame, drawn with ``seed`` (the
+      release draws unseeded); tracks invisible at every frame are left out (NaN, never moving);
+      in a frame where no drawn track is visible, the most confident point is made visible;
+    - positions as ``x / W * 2 - 1`` clamped to [-1, 1]; depth as per-frame normalised
+      disparity maps read at the nearest pixel (``depth_lookup``: 'release' reads where the
+      weights were trained to read, at the [-1, 1] coordinates; 'fixed' at the true pixel);
+      TAPIR's visibility probability (the file's ``visibility_prob``, else the boolean
+      visibility) and confidence; the 768-d DINO feature of each track. A release network
+      trained here (``train.py model=release``) is fed as it was trained: depth sampled
+      bilinearly per point ('bilinear'), visibility as 0/1 (the checkpoint's ``inputs``).
+
+    Its decision rule is the release's (the checkpoint's ``decision``): thresholds 0.95 ... 0.7,
+    at least 10 moving tracks, else the top 3; videos over 300 frames use 0.99 ... 0.95.
+    ``allow_missing_depth``: a file without depth gives zeros and a warning instead of an
+    error."""
+
+    name = "release"
+
+    def __init__(
+        self,
+        ckpt: str | Path | LoadedClassifier,
+        max_tracks: int | None = None,
+        device: str = "cpu",
+        seed: int = 0,
+        depth_lookup: str | None = None,
+        allow_missing_depth: bool = False,
+        **ignored: object,
+    ):
+        self.device = torch.device(device)
+        loaded = _load(ckpt, self.device)
+        if loaded.architecture != "release":
+            raise CheckpointError(f"{ckpt}: not a release-architecture checkpoint")
+        self.net = loaded.net
+        self.cfg = loaded.net.cfg
+        self.inputs = dict(loaded.inputs)
+        d = loaded.decision
+        self.thresholds = tuple(float(t) for t in d["thresholds"])
+        self.long_frames = int(d.get("long_frames", 300))
+        self.long_thresholds = tuple(float(t) for t in d.get("long_thresholds", ()))
+        self.max_tracks = int(max_tracks or self.inputs.get("max_tracks", 5000))
+        self.depth_lookup = str(depth_lookup or self.inputs.get("depth_lookup", "release"))
+        if self.depth_lookup not in ("release", "fixed", "bilinear"):
+            raise ValueError(
+                f"depth_lookup must be release, fixed or bilinear, not {self.depth_lookup!r}"
+            )
+        # a release network trained here (train.py model=release) saw 0/1 visibility
+        self.visibility_values = self.inputs.get("visib_value") != "visibility"
+        self.allow_missing_depth = bool(allow_missing_depth)
+        self.path = Path(str(loaded.meta.get("path", ckpt)))
+        self.seed = int(seed)
+        self.missing_inputs: list[str] = []
+        unused = sorted(k for k, v in ignored.items() if v is not None)
+        if unused:
+            log.info("release classifier: options %s do not apply to it", unused)
+
+    def thresholds_for(self, num_frames: int) -> tuple[float, ...]:
+        """The release's threshold list for a video of ``num_frames`` frames."""
+        if self.long_thresholds and num_frames > self.long_frames:
+            return self.long_thresholds
+        return self.thresholds
+
+    def check_inputs(self, seq: Sequence) -> list[str]:
+        """What the network needs that ``seq`` lacks: an error (or, for depth with
+        ``allow_missing_depth``, a warning and zeros)."""
+        cfg, missing = self.cfg, []
+        if cfg.dino:
+            if seq.features is None:
+                raise ValueError(
+                    f"sequence {seq.name!r}: the release classifier {self.path} needs DINOv2 "
+                    "features and the preprocessed file has none: preprocess with features=dinov2"
+                )
+            if seq.features.shape[-1] != cfg.dino_dim:
+                raise ValueError(
+                    f"sequence {seq.name!r}: features have {seq.features.shape[-1]} channels, the "
+                    f"release classifier {self.path} expects {cfg.dino_dim} (DINOv2 ViT-B/14 "
+                    "keys): preprocess with features=dinov2"
+                )
+        if cfg.depth and seq.depth is None:
+            msg = missing_depth_message(
+                f"sequence {seq.name!r} (release classifier)",
+                (seq.provenance.get("depth") or {}).get("name"),
+                ["preprocess it with depth=depth_anything_v2"],
+            )
+            if not self.allow_missing_depth:
+                raise MissingDepthError(msg)
+            log.warning("%s (allow_missing_depth=true: it sees zeros)", msg)
+            missing.append("depth")
+        return missing
+
+    def select(self, seq: Sequence, rng: np.random.Generator) -> np.ndarray:
+        """The tracks classified: an equal share per query frame, at most ``max_tracks`` in
+        all, none invisible at every frame (sorted indices)."""
+        queries = np.unique(seq.query_frame)
+        picked = []
+        for q in queries:
+            ids = np.flatnonzero(seq.query_frame == q)
+            take = int(ids.size / len(queries))  # the release's share: its count x 1 / #queries
+            picked.append(rng.permutation(ids)[:take])
+        ids = np.concatenate(picked) if picked else np.zeros(0, np.int64)
+        ids = rng.permutation(ids)[: self.max_tracks]
+        ids = ids[seq.visibility[ids].any(axis=1)]
+        return np.sort(ids)
+
+    def batch(self, seq: Sequence, ids: np.ndarray) -> dict[str, torch.Tensor]:
+        """The release network's input batch for tracks ``ids`` of ``seq``."""
+        cfg = self.cfg
+        H, W = seq.height, seq.width
+        xy = seq.tracks[ids].astype(np.float32)  # [N, T, 2]
+        vis = seq.visibility[ids].copy()
+        conf = seq.confidence[ids].astype(np.float32)
+        for t in np.flatnonzero(~vis.any(axis=0)):  # no visible point in frame t
+            vis[int(np.argmax(conf[:, t])), t] = True
+        unit = xy / np.array([W, H], np.float32)
+        traj = np.clip(unit * 2.0 - 1.0, -1.0, 1.0)
+        out = {
+            "traj": torch.from_numpy(traj.transpose(2, 0, 1).copy())[None],
+            "mask": torch.from_numpy((~vis).astype(np.float32))[None, None],
+        }
+        if self.depth_lookup == "fixed":
+            out["depth_traj"] = torch.from_numpy(unit.transpose(2, 0, 1).copy())[None]
+        if cfg.depth:
+            if seq.depth is None:  # allowed by check_inputs: zeros
+                maps = np.zeros((seq.num_frames, 1, 1), np.float32)
+            else:
+                maps = release_depth_maps(seq)
+            if self.depth_lookup == "bilinear":  # as train.py model=release samples it
+                d = sample_depth(maps, xy, (H, W))
+                out["track_depth"] = torch.from_numpy(d.astype(np.float32))[None, None]
+            else:
+                hwt = np.ascontiguousarray(maps.transpose(1, 2, 0))
+                out["depth"] = torch.from_numpy(hwt)[None, None]
+        if cfg.extra_info:
+            vp = getattr(seq, "visibility_prob", None) if self.visibility_values else None
+            vv = vp[ids].astype(np.float32) if vp is not None else vis.astype(np.float32)
+            out["visib_value"] = torch.from_numpy(vv)[None, None]
+            out["confi_value"] = torch.from_numpy(conf)[None, None]
+        if cfg.dino:
+            f = seq.features[ids].astype(np.float32)  # [N, C]
+            out["dino"] = torch.from_numpy(f.T.copy())[None, :, :, None]
+        return out
+
+    def __call__(self, seq: Sequence) -> np.ndarray:
+        self.missing_inputs = self.check_inputs(seq)
+        rng = np.random.default_rng(self.seed)
+        prob = np.full(seq.num_tracks, np.nan, np.float32)
+        ids = self.select(seq, rng)
+        if ids.size == 0:
+            return prob
+        batch = {k: v.to(self.device) for k, v in self.batch(seq, ids).items()}
+        with torch.inference_mode():
+            out = self.net(batch)
+        prob[ids] = out["prob"][0].float().cpu().numpy()
+        return prob
+
+
+def release_depth_maps(seq: Sequence) -> np.ndarray:
+    """``seq``'s depth maps in the release's model input: per-frame min-max normalised
+    disparity ``[T, Hd, Wd]`` float32, whatever kind the file stores."""
+    return model_depth(seq.depth, seq.depth_kind, seq.depth_raw_range)
 
 
 class GeometricClassifier:
@@ -274,6 +480,20 @@ class OracleClassifier:
         return p
 
 
+def load_model_classifier(ckpt: str | Path, options: dict | None = None) -> object:
+    """The classifier of a checkpoint of either format (moseg or the SegAnyMo release, told
+    apart by its contents and logged): :class:`ModelClassifier` for our architecture,
+    :class:`ReleaseModelClassifier` for the release's. ``options``: ``classifier.model``."""
+    opts = dict(options or {})
+    loaded = load_classifier_checkpoint(ckpt, map_location="cpu")
+    loaded.meta["path"] = str(ckpt)
+    log.info("loaded %s", loaded.describe(ckpt))
+    if loaded.architecture == "release":
+        return ReleaseModelClassifier(loaded, **opts)
+    opts.pop("depth_lookup", None)
+    return ModelClassifier(loaded, **opts)
+
+
 def build_classifier(kind: str, ckpt: str | None, options: dict) -> object:
     """``kind``: model | geometric | oracle | auto (model when ``ckpt`` is set, else geometric,
     with a warning)."""
@@ -288,7 +508,7 @@ def build_classifier(kind: str, ckpt: str | None, options: dict) -> object:
     if kind == "model":
         if not ckpt:
             raise ValueError("classifier.kind=model needs ckpt=PATH")
-        return ModelClassifier(ckpt, **opts.get("model", {}))
+        return load_model_classifier(ckpt, opts.get("model", {}))
     if kind == "geometric":
         return GeometricClassifier(**opts.get("geometric", {}))
     if kind == "oracle":
@@ -307,6 +527,10 @@ def classify_tracks(
     if getattr(classifier, "direct", False):  # labels, not scores: no threshold rule
         moving, threshold = np.nan_to_num(prob, nan=0.0) >= 0.5, float("nan")
     else:
+        own = getattr(classifier, "thresholds_for", None)
+        if own is not None and tuple(decide_kw["thresholds"]) == tuple(classifier.thresholds):
+            # the classifier's own rule (not overridden): it may depend on the video's length
+            decide_kw = {**decide_kw, "thresholds": list(own(seq.num_frames))}
         moving, threshold = decide(prob, **decide_kw)
     tracks, keep = scored_tracks(seq, prob, moving)
     return tracks, moving, keep, threshold

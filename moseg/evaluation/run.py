@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 
 
 # what predict_sequence reads from a cached file (the required fields come with it)
-CLASSIFIER_FIELDS = ("track_depth", "depth", "features")
+CLASSIFIER_FIELDS = ("track_depth", "depth", "features", "visibility_prob")
 
 
 class EvaluationError(RuntimeError):
@@ -299,6 +299,10 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     result = {
         "bench": bench.id,
         "mode": mode,
+        # a classifier with use_depth given sequences without depth: an error unless this is
+        # true; then the sequences it let through are listed in warnings
+        "allow_missing_depth": _allow_missing_depth(cfg),
+        "warnings": _depth_warnings(records),
         "protocol": bench.protocol,
         "masks": str(masks_root),
         "overall": overall,
@@ -321,6 +325,23 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     print(f"metrics: {out_dir / 'metrics.json'}")
     _log_wandb(cfg, bench, rows, overall, timing, masks_root, out_dir)
     return result
+
+
+def _allow_missing_depth(cfg: DictConfig) -> bool:
+    """``allow_missing_depth`` (top level; conf/classifier passes it on to the model classifier
+    as ``classifier.model.allow_missing_depth``, which may also be set on its own)."""
+    model = (cfg.get("classifier") or {}).get("model") or {}
+    return bool(cfg.get("allow_missing_depth", False) or model.get("allow_missing_depth", False))
+
+
+def _depth_warnings(records: dict[str, dict[str, Any]]) -> list[str]:
+    """One line per sequence classified without the depth its classifier uses."""
+    return [
+        f"{s}: the classifier uses depth but the preprocessed file has none: it saw zeros "
+        "(allow_missing_depth=true)"
+        for s, r in records.items()
+        if "depth" in (r.get("missing_inputs") or [])
+    ]
 
 
 def _timing(records: dict[str, dict[str, Any]], frames: int, wall: float) -> dict[str, Any]:
@@ -393,9 +414,10 @@ def _run_pipeline(
         )
     if not todo:
         return records
-    files, prep_s = preprocess_all(cfg, bench, todo)
+    # the classifier first: a broken or mismatched checkpoint stops before any preprocessing
     c = cfg.classifier
     classifier = build_classifier(str(c.kind), resolve_checkpoint(cfg.get("ckpt")), to_dict(c))
+    files, prep_s = preprocess_all(cfg, bench, todo)
     densifier = hydra.utils.instantiate(cfg.densify)
     # null: the classifier's own rule (the reference's list for a model; 0.5 for geometric and
     # oracle, whose scores are not model probabilities)

@@ -13,13 +13,15 @@ Conventions (also in docs/data-contract.md):
 - Labels: 1 moving, 0 static, -1 unknown (ignored by the loss). A track is moving iff its point
   at its query frame lies on an object that moves in the world during the clip.
 - Depth is normalised per video (never per frame) to [0, 1]; the raw range is kept in attributes.
+  The model reads it in one convention whatever the file stores (:func:`model_depth`):
+  disparity, min-max normalised per frame.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -89,6 +91,14 @@ FIELDS: dict[str, FieldSpec] = {
             True,
             "[0, 1]",
             "tracker's confidence in the position",
+        ),
+        _f(
+            "visibility_prob",
+            np.float16,
+            ("N", "T"),
+            False,
+            "[0, 1]",
+            "TAPIR's visibility probability 1 - sigmoid(occlusion logit), before thresholding",
         ),
         _f(
             "query_frame",
@@ -229,6 +239,7 @@ class Sequence:
     masks: np.ndarray | None = None  # [T, H, W] uint8
     object_moving: np.ndarray | None = None  # [K] bool
     frames: np.ndarray | None = None  # [T, H, W, 3] uint8 RGB
+    visibility_prob: np.ndarray | None = None  # [N, T] float16 in [0, 1], before thresholding
 
     @property
     def num_tracks(self) -> int:
@@ -435,13 +446,15 @@ def _check(
             out = (x < -0.5 - tol) | (x > W - 0.5 + tol) | (y < -0.5 - tol) | (y > H - 0.5 + tol)
             if out.any():
                 bad("tracks", f"{int(out.sum())} visible points lie outside the {W}x{H} frame")
-    conf = values("confidence")
-    if conf is not None:
-        c = conf.astype(np.float32)
+    for name in ("confidence", "visibility_prob"):  # probabilities
+        raw = values(name)
+        if raw is None:
+            continue
+        c = raw.astype(np.float32)
         if not np.isfinite(c).all():
-            bad("confidence", "contains NaN or infinite values")
+            bad(name, "contains NaN or infinite values")
         elif c.size and (c.min() < 0 or c.max() > 1):
-            bad("confidence", f"values must lie in [0, 1], found [{c.min():g}, {c.max():g}]")
+            bad(name, f"values must lie in [0, 1], found [{c.min():g}, {c.max():g}]")
     q = values("query_frame")
     if q is not None and T is not None:
         if q.size and (q.min() < 0 or q.max() >= T):
@@ -736,10 +749,19 @@ def normalise_depth(depth: np.ndarray) -> tuple[np.ndarray, tuple[float, float]]
     return np.clip(out, 0.0, 1.0).astype(np.float16), (lo, hi)
 
 
-def bilinear(grid: np.ndarray, gx: np.ndarray, gy: np.ndarray, lead: tuple = ()) -> np.ndarray:
+def bilinear(
+    grid: np.ndarray,
+    gx: np.ndarray,
+    gy: np.ndarray,
+    lead: tuple = (),
+    transform: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> np.ndarray:
     """Bilinear interpolation of ``grid [*L, h, w, *C]`` at grid coordinates ``gx, gy`` (cell
     centres at integers; clamped to the border). ``lead`` indexes the ``L`` axes (arrays that
-    broadcast with ``gx``). Returns ``[*gx.shape, *C]`` float32."""
+    broadcast with ``gx``). Returns ``[*gx.shape, *C]`` float32.
+
+    ``transform`` maps the gathered corner values (float32, ``[*gx.shape, *C]``) before they
+    are blended: interpolating ``transform(grid)`` without converting the whole grid."""
     nl = len(lead)
     h, w = grid.shape[nl], grid.shape[nl + 1]
     gx = np.clip(np.nan_to_num(gx), 0, w - 1)
@@ -749,9 +771,19 @@ def bilinear(grid: np.ndarray, gx: np.ndarray, gy: np.ndarray, lead: tuple = ())
     x1, y1 = np.minimum(x0 + 1, w - 1), np.minimum(y0 + 1, h - 1)
     extra = (None,) * (grid.ndim - nl - 2)  # weights broadcast over trailing channel axes
     wx, wy = (gx - x0)[(..., *extra)], (gy - y0)[(..., *extra)]
-    g = grid.astype(np.float32, copy=False)
-    top = g[(*lead, y0, x0)] * (1 - wx) + g[(*lead, y0, x1)] * wx
-    bottom = g[(*lead, y1, x0)] * (1 - wx) + g[(*lead, y1, x1)] * wx
+    # gather through flat indices: several times faster than indexing with nl + 2 arrays
+    flat = grid.reshape(-1, *grid.shape[nl + 2 :])
+    base = np.zeros((), np.int64)
+    for k, idx in enumerate(lead):
+        base = base * grid.shape[k] + np.asarray(idx, np.int64)
+    base = base * (h * w)
+
+    def at(yi: np.ndarray, xi: np.ndarray) -> np.ndarray:
+        v = flat.take(base + yi * w + xi, axis=0).astype(np.float32, copy=False)
+        return v if transform is None else transform(v)
+
+    top = at(y0, x0) * (1 - wx) + at(y0, x1) * wx
+    bottom = at(y1, x0) * (1 - wx) + at(y1, x1) * wx
     return (top * (1 - wy) + bottom * wy).astype(np.float32)
 
 
@@ -766,10 +798,189 @@ def sample_depth(depth: np.ndarray, tracks: np.ndarray, frame_size: tuple[int, i
     H, W = frame_size
     if tracks.shape[1] != T:
         raise ValueError(f"tracks have {tracks.shape[1]} frames, depth has {T}")
-    x = (tracks[..., 0].astype(np.float32) + 0.5) * (Wd / W) - 0.5
-    y = (tracks[..., 1].astype(np.float32) + 0.5) * (Hd / H) - 0.5
+    x, y = _map_coords(tracks, (Hd, Wd), frame_size)
     t = np.broadcast_to(np.arange(T)[None, :], x.shape)
     return bilinear(depth, x, y, lead=(t,))
+
+
+def _map_coords(
+    tracks: np.ndarray, map_size: tuple[int, int], frame_size: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Frame pixels ``tracks [..., 2]`` -> map cell coordinates (centres aligned as in
+    :func:`cv2.resize`)."""
+    (Hd, Wd), (H, W) = map_size, frame_size
+    x = (tracks[..., 0].astype(np.float32) + 0.5) * (Wd / W) - 0.5
+    y = (tracks[..., 1].astype(np.float32) + 0.5) * (Hd / H) - 0.5
+    return x, y
+
+
+# ----------------------------------------------------------------------------------------------
+# The model's depth channel: one convention whatever a file stores (docs/data-contract.md,
+# "Depth convention"). Files keep what their writer stored (distance or disparity, normalised
+# over the video); readers convert when reading, so stored files never need migrating.
+# ----------------------------------------------------------------------------------------------
+MODEL_DEPTH_CONVENTION = "disparity (near = large), min-max normalised per frame to [0, 1]"
+_RANGE_BLOCK = 32  # frames converted at a time by depth_frame_range (bounds its memory)
+
+
+class MissingDepthError(ValueError):
+    """A model that uses depth was given data that has none; the message names the data and
+    the fixes (see :func:`missing_depth_message`)."""
+
+
+def to_disparity(
+    values: np.ndarray, kind: str, raw_range: tuple[float, float] | None
+) -> np.ndarray:
+    """Stored depth values (the ``depth`` dataset or ``track_depth``: normalised over the video,
+    any shape) -> float32 disparity, exact up to one positive scale and offset per video; NaN
+    where it is undefined (non-finite values; for ``kind="depth"`` a distance <= 0).
+
+    ``kind`` and ``raw_range`` are the ``depth`` dataset's attributes ``kind`` and
+    (``raw_min``, ``raw_max``); None stands for (0, 1), as the writer records it."""
+    v = np.asarray(values, dtype=np.float32)
+    if kind == "disparity":
+        # the stored value is an increasing affine map of the raw disparity, and a per-frame
+        # min-max normalisation does not see such a map
+        return np.where(np.isfinite(v), v, np.float32(np.nan))
+    if kind == "depth":
+        lo, hi = (0.0, 1.0) if raw_range is None else (float(raw_range[0]), float(raw_range[1]))
+        raw = np.float32(lo) + v * np.float32(hi - lo)  # undo the per-video normalisation
+        ok = np.isfinite(raw) & (raw > 0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(ok, np.float32(1.0) / raw, np.float32(np.nan)).astype(np.float32)
+    raise ValueError(f"depth kind must be one of {DEPTH_KINDS}, got {kind!r}")
+
+
+def _range_of(disp: np.ndarray) -> np.ndarray:
+    """Per-frame (min, max) over every axis but the first of ``disp`` (NaN ignored); a frame
+    without any value gets (0, 0)."""
+    flat = disp.reshape(len(disp), -1)
+    bad = np.isnan(flat)
+    lo = np.where(bad, np.inf, flat).min(axis=1, initial=np.inf)
+    hi = np.where(bad, -np.inf, flat).max(axis=1, initial=-np.inf)
+    empty = ~(lo <= hi)
+    lo[empty], hi[empty] = 0.0, 0.0
+    return np.stack([lo, hi], axis=1).astype(np.float32)
+
+
+def depth_frame_range(depth: Any, kind: str, raw_range: tuple[float, float] | None) -> np.ndarray:
+    """``[T, 2]`` float32: per frame, the (min, max) disparity (:func:`to_disparity` units) of
+    the stored maps ``depth [T, Hd, Wd]`` (a numpy array or an h5py dataset, converted a block
+    of frames at a time). This is what normalises each frame, for maps and ``track_depth``."""
+    T = int(depth.shape[0])
+    out = [
+        _range_of(to_disparity(depth[a : a + _RANGE_BLOCK], kind, raw_range))
+        for a in range(0, T, _RANGE_BLOCK)
+    ]
+    return np.concatenate(out) if out else np.zeros((0, 2), np.float32)
+
+
+def _per_frame(disp: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """``(disp - lo) / (hi - lo)`` clipped to [0, 1]; 0 where the frame is constant (hi == lo)
+    and where ``disp`` is NaN."""
+    span = hi - lo
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = np.where(span > 0, np.float32(1.0) / span, np.float32(0.0))
+        out = (disp - lo) * scale
+    return np.clip(np.nan_to_num(out, nan=0.0), 0.0, 1.0).astype(np.float32)
+
+
+def model_depth(depth: np.ndarray, kind: str, raw_range: tuple[float, float] | None) -> np.ndarray:
+    """Stored depth maps ``depth [T, Hd, Wd]`` (normalised over the video, of ``kind`` "depth"
+    or "disparity", raw range ``raw_range``) -> ``[T, Hd, Wd]`` float32 in the model's
+    convention: disparity (near = large), min-max normalised per frame to [0, 1].
+
+    For "depth": undo the video normalisation, invert (non-positive and non-finite distances
+    become 0), then normalise each frame; for "disparity": normalise each frame. A constant
+    frame maps to 0."""
+    disp = to_disparity(depth, kind, raw_range)
+    r = _range_of(disp)
+    return _per_frame(disp, r[:, 0, None, None], r[:, 1, None, None])
+
+
+def model_track_depth(
+    track_depth: np.ndarray,
+    kind: str,
+    raw_range: tuple[float, float] | None,
+    frame_range: np.ndarray,
+) -> np.ndarray:
+    """Stored ``track_depth [N, T]`` -> ``[N, T]`` float32 in the model's convention, with the
+    per-frame range of the maps it was sampled from (``frame_range [T, 2]`` from
+    :func:`depth_frame_range`, for the same frames); ``kind`` and ``raw_range`` are those of the
+    file's ``depth`` dataset (``track_depth`` has no meaning without them).
+
+    Only for ``kind="disparity"``, where it equals :func:`sample_model_depth` (the stored value
+    is affine in the disparity, so sampling and converting commute). For ``kind="depth"`` the
+    stored value blends distances across an object's edge (halfway between a pixel at 6 m and
+    one at 35 m it reads 20.5 m, whose inverse is half the blended disparity): sample the maps
+    instead."""
+    if kind != "disparity":
+        raise ValueError(
+            f"track_depth of kind {kind!r} blends distances, not disparities: convert the "
+            "depth maps with sample_model_depth instead"
+        )
+    fr = np.asarray(frame_range, np.float32)
+    if fr.shape != (track_depth.shape[1], 2):
+        raise ValueError(
+            f"frame_range has shape {fr.shape}, expected ({track_depth.shape[1]}, 2) for "
+            f"track_depth of shape {track_depth.shape}"
+        )
+    return _per_frame(to_disparity(track_depth, kind, raw_range), fr[None, :, 0], fr[None, :, 1])
+
+
+def sample_model_depth(
+    depth: np.ndarray,
+    tracks: np.ndarray,
+    frame_size: tuple[int, int],
+    kind: str,
+    raw_range: tuple[float, float] | None,
+    frame_range: np.ndarray | None = None,
+) -> np.ndarray:
+    """``[N, T]`` float32: ``model_depth(depth, kind, raw_range)`` sampled bilinearly at
+    ``tracks [N, T, 2]`` (as :func:`sample_depth`), converting only the pixels it reads.
+    ``frame_range [T, 2]``: the per-frame range of these maps (:func:`depth_frame_range`, e.g.
+    cached per file); None computes it from ``depth``."""
+    T, Hd, Wd = depth.shape
+    if tracks.shape[1] != T:
+        raise ValueError(f"tracks have {tracks.shape[1]} frames, depth has {T}")
+    fr = depth_frame_range(depth, kind, raw_range) if frame_range is None else frame_range
+    fr = np.asarray(fr, np.float32)
+    lo, hi = fr[None, :, 0], fr[None, :, 1]
+    x, y = _map_coords(tracks, (Hd, Wd), frame_size)
+    t = np.broadcast_to(np.arange(T)[None, :], x.shape)
+    return bilinear(
+        depth,
+        x,
+        y,
+        lead=(t,),
+        transform=lambda v: _per_frame(to_disparity(v, kind, raw_range), lo, hi),
+    )
+
+
+def sequence_model_depth(seq: Sequence) -> np.ndarray | None:
+    """``[N, T]`` float32 depth of every track of ``seq`` in the model's convention, or None
+    when ``seq`` has no depth maps (``track_depth`` alone has no kind or range: it counts as no
+    depth). Reads it as training does (:func:`moseg.data.sampling.read_depth`): from
+    ``track_depth`` for disparity, else from the maps."""
+    if seq.depth is None:
+        return None
+    kind, raw = seq.depth_kind, seq.depth_raw_range
+    frame_range = depth_frame_range(seq.depth, kind, raw)
+    if seq.track_depth is not None and kind == "disparity":
+        return model_track_depth(seq.track_depth, kind, raw, frame_range)
+    size = (seq.height, seq.width)
+    return sample_model_depth(seq.depth, seq.tracks, size, kind, raw, frame_range)
+
+
+def missing_depth_message(subject: str, made_with: str | None, fixes: Iterable[str]) -> str:
+    """The one message for "a model that uses depth got data without it", for training and
+    inference alike: ``subject`` (e.g. "data source 'hoi4d'"), what the data was made with
+    (the provenance's depth name, e.g. "none"), and the fixes, to which setting
+    ``allow_missing_depth=true`` is added. Raise it as :class:`MissingDepthError`, or log and
+    record it as a warning where ``allow_missing_depth`` is true."""
+    how = f" (converted with depth={made_with})" if made_with else ""
+    options = [*fixes, "set allow_missing_depth=true to go on with zeros in place of its depth"]
+    return f"{subject} has no depth{how}: " + ", or ".join(options)
 
 
 def list_sequences(root: str | Path) -> list[Path]:

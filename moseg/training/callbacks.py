@@ -26,12 +26,15 @@ def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
 
 class RunSummary(L.Callback):
     """Writes ``<dir>/summary.json`` after every validation (atomically, rank 0): the latest and
-    best validation metrics and the history, so runs can be compared offline."""
+    best validation metrics and the history, so runs can be compared offline, and the run's
+    ``warnings`` (set by ``moseg.training.run``: e.g. sources let through without depth by
+    ``allow_missing_depth=true``)."""
 
     def __init__(self, dirpath: str, monitor: str = "val/track_ap", mode: str = "max"):
         self.path = Path(dirpath) / "summary.json"
         self.monitor, self.mode = monitor, mode
         self.history: list[dict[str, float]] = []
+        self.warnings: list[str] = []
         self.t0 = time.time()
 
     def state_dict(self) -> dict[str, Any]:
@@ -70,6 +73,7 @@ class RunSummary(L.Callback):
             "global_step": trainer.global_step,
             "finished": final,
             "wall_s": round(time.time() - self.t0, 1),
+            "warnings": self.warnings,
         }
         atomic_write_text(self.path, json.dumps(summary, indent=1))
 

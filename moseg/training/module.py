@@ -22,7 +22,15 @@ from torchmetrics.classification import (
 )
 
 from moseg.config import to_plain
-from moseg.models import ClassifierConfig, TrackClassifier, count_parameters
+from moseg.models import (
+    ClassifierConfig,
+    ReleaseClassifier,
+    ReleaseConfig,
+    TrackClassifier,
+    count_parameters,
+    load_classifier_checkpoint,
+)
+from moseg.models.checkpoint import TRAINED_RELEASE_INPUTS
 from moseg.utils.atomic import atomic_path
 
 log = logging.getLogger(__name__)
@@ -95,11 +103,19 @@ class TrackClassifierModule(L.LightningModule):
         loss: Mapping[str, Any] | None = None,
         val_sources: list[str] | None = None,
         name: str = "",
+        architecture: str = "moseg",
     ):
         super().__init__()
         net, loss = to_plain(net), to_plain(loss)
-        self.model_cfg = ClassifierConfig.from_dict(dict(net))
-        self.net = TrackClassifier(self.model_cfg)
+        if architecture not in ("moseg", "release"):
+            raise ValueError(f"architecture must be moseg or release, not {architecture!r}")
+        self.architecture = architecture
+        if architecture == "release":  # model=release: the release's network, exactly
+            self.model_cfg = ReleaseConfig.from_dict(dict(net))
+            self.net = ReleaseClassifier(self.model_cfg)
+        else:
+            self.model_cfg = ClassifierConfig.from_dict(dict(net))
+            self.net = TrackClassifier(self.model_cfg)
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.loss_cfg = dict(loss or {"kind": "weighted_bce"})
@@ -112,7 +128,8 @@ class TrackClassifierModule(L.LightningModule):
         # collate leaves depth and features at zero where a sample has none (depth_valid /
         # features_valid false), which is what the network expects for a missing modality
         feats = batch["features"]
-        return self.net(
+        fwd = self.net.forward_tracks if self.architecture == "release" else self.net
+        return fwd(
             batch["tracks"],
             batch["visibility"],
             batch["confidence"],
@@ -171,7 +188,15 @@ class TrackClassifierModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # enough to rebuild the network without Hydra or this module (see load_classifier)
-        checkpoint["moseg"] = {"classifier": self.model_cfg.to_dict(), "name": self.name}
+        if self.architecture == "release":
+            checkpoint["moseg"] = {
+                "architecture": "release",
+                "release": self.model_cfg.to_dict(),
+                "inputs": dict(TRAINED_RELEASE_INPUTS),
+                "name": self.name,
+            }
+        else:
+            checkpoint["moseg"] = {"classifier": self.model_cfg.to_dict(), "name": self.name}
 
     def setup(self, stage: str) -> None:
         # CPU DDP: one thread per process, or the ranks oversubscribe the cores
@@ -207,18 +232,15 @@ def _read_checkpoint(path: str, map_location: str | torch.device = "cpu") -> dic
 
 def load_classifier_and_decision(
     path: str, map_location: str | torch.device = "cpu"
-) -> tuple[TrackClassifier, dict[str, Any]]:
-    """The trained network of a checkpoint written by this module or by
-    :func:`export_classifier` (no Lightning needed; weights in float32), and the decision
-    settings it carries (``{"thresholds": [...]}`` from :func:`export_classifier`, else ``{}``)."""
-    ckpt = _read_checkpoint(path, map_location)
-    net = TrackClassifier(ClassifierConfig.from_dict(ckpt["moseg"]["classifier"]))
-    state = {k[4:]: v.float() for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
-    net.load_state_dict(state)
-    return net.eval(), dict(ckpt["moseg"].get("decision") or {})
+) -> tuple[nn.Module, dict[str, Any]]:
+    """The trained network of a checkpoint of either format (moseg, or the SegAnyMo release's
+    ``moseg.pth``; see :mod:`moseg.models.checkpoint`; weights in float32, eval mode), and the
+    decision settings it carries (``{"thresholds": [...]}`` from :func:`export_classifier`)."""
+    loaded = load_classifier_checkpoint(path, map_location=map_location)
+    return loaded.net, dict(loaded.decision)
 
 
-def load_classifier(path: str, map_location: str | torch.device = "cpu") -> TrackClassifier:
+def load_classifier(path: str, map_location: str | torch.device = "cpu") -> nn.Module:
     """The trained network of a checkpoint (see :func:`load_classifier_and_decision`)."""
     return load_classifier_and_decision(path, map_location)[0]
 

@@ -1,0 +1,45 @@
+"""Does our ``model=release`` compute what the SegAnyMo release computes?
+
+For a fixture folder (one release-format ``*.pth``, cases ``*.npz`` with the release's batch and
+its outputs ``prob``, ``logit``, ``motion_feat``, optional ``meta.json``; the layout of
+``../shared/fixtures/segany_release/``) it loads the checkpoint the two ways a user does
+(``ckpt=moseg.pth`` directly, and after ``moseg import-release``), runs every case, and prints one
+JSON line: ``release_forward_max_abs_diff`` over all cases, outputs and both paths, and ``cases``.
+
+    python benchmarks/release/parity.py [DIR]     # default: ../shared/fixtures/segany_release
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from moseg.models.parity import fixture_parity
+
+DEFAULT = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "segany_release"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("folder", nargs="?", type=Path, default=DEFAULT)
+    ap.add_argument("--verbose", action="store_true", help="also print each case's figures")
+    a = ap.parse_args(argv)
+    if not a.folder.is_dir():
+        print(f"error: {a.folder}: no such fixture folder", file=sys.stderr)
+        return 2
+    try:
+        res = fixture_parity(a.folder)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if a.verbose:
+        for row in res["by_case"]:
+            print(json.dumps(row))
+    print(json.dumps({k: res[k] for k in ("release_forward_max_abs_diff", "cases")}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
