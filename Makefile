@@ -4,12 +4,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 TORCH_VERSION ?= 2.13.0
-# A GPU user may point pip at a specific CUDA wheel index, e.g.
-#   make setup TORCH_INDEX=https://download.pytorch.org/whl/cu128
-TORCH_INDEX ?=
+# Another package index (e.g. a specific CUDA build of torch): pip's own PIP_INDEX_URL and
+# PIP_EXTRA_INDEX_URL environment variables.
 STAMP := $(VENV)/.moseg-setup-done
 
-.PHONY: setup demo test bench lint format clean-venv
+.PHONY: setup demo test test-fast bench lint format clean-venv
 
 setup: $(STAMP)
 
@@ -17,7 +16,7 @@ $(STAMP): pyproject.toml requirements/cpu-lock.txt Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade "pip>=24" setuptools wheel
 	# torch first and pinned, so nothing later can pull a different (CUDA) build
-	$(PIP) install --quiet "torch==$(TORCH_VERSION)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX) --extra-index-url https://pypi.org/simple)
+	$(PIP) install --quiet "torch==$(TORCH_VERSION)"
 	$(PIP) install --quiet -c requirements/cpu-lock.txt "torch==$(TORCH_VERSION)" -e ".[dev,sam2,plot,hf,slurm]"
 	# sam2 from the registry declares torchvision and a newer torch: install it without
 	# dependencies and without its CUDA extension (README, Set-up)
@@ -28,10 +27,17 @@ $(STAMP): pyproject.toml requirements/cpu-lock.txt Makefile
 demo: setup
 	$(PY) train.py
 
+# test: what CI runs, lint + every test (about 5 min on 2 cores)
 test: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest -q
+
+# test-fast: lint + the tests not marked slow (under a minute on 2 cores), for the edit-test loop
+test-fast: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(PY) -m pytest -q -m "not slow"
 
 bench: setup
 	$(PY) benchmarks/run_all.py

@@ -1,44 +1,8 @@
-"""Run a benchmark: ``python evaluate.py bench=davis2016_moving [ckpt=...] [densify=...]``.
+"""``python evaluate.py bench=davis2016_moving [ckpt=...] [densify=...]``: run a benchmark.
 
-Preprocesses (cached), classifies, densifies, writes indexed PNG masks and scores them (J, F,
-J&F); ``masks_dir=DIR`` only scores existing masks. See the README, "Benchmarks".
-"""
+The entry point is :mod:`moseg.evaluate` (configs in ``moseg/conf/evaluate.yaml``)."""
 
-import logging
-import sys
-
-import hydra
-from omegaconf import DictConfig
-
-import moseg.config  # noqa: F401  (registers the config resolvers)
-from data_prep.common import InputError
-from moseg.evaluation.masks import MaskError
-from moseg.evaluation.run import EvaluationError, run
-from moseg.io.contract import MissingDepthError
-from moseg.metrics import ShapeMismatchError, TooManyObjectsError
-from moseg.models.checkpoint import CheckpointError
-from moseg.prep.frames import FrameError
-
-
-@hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
-def main(cfg: DictConfig) -> None:
-    try:
-        run(cfg)
-    except (
-        EvaluationError,
-        InputError,
-        FrameError,
-        MaskError,
-        ShapeMismatchError,
-        TooManyObjectsError,
-        FileNotFoundError,
-        CheckpointError,
-        MissingDepthError,
-    ) as e:
-        logging.getLogger("evaluate").error("%s", e)
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
-
+from moseg.evaluate import main
 
 if __name__ == "__main__":
     main()

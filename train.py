@@ -1,20 +1,8 @@
-"""Train the track classifier: ``python train.py [data=kubric+hoi4d] [model=paper] [...]``.
+"""``python train.py [data=kubric+hoi4d] [model=paper] [...]``: train the track classifier.
 
-With no arguments it trains a small model on synthetic scenes (made on first use) in a few
-minutes on a laptop CPU. See the README for mixtures, DDP, resuming and experiments.
-"""
+The entry point is :mod:`moseg.train` (configs in ``moseg/conf/train.yaml``)."""
 
-import hydra
-from omegaconf import DictConfig
-
-import moseg.config  # noqa: F401  (registers the config resolvers)
-from moseg.training.run import run
-
-
-@hydra.main(version_base="1.3", config_path="conf", config_name="train")
-def main(cfg: DictConfig) -> None:
-    run(cfg)
-
+from moseg.train import main
 
 if __name__ == "__main__":
     main()

@@ -1,6 +1,10 @@
-"""`make bench`: run every script in benchmarks/{release,perf,prep,davis2016,sam2,segment}/, each
-in its own process, and print as the last line one JSON object holding every figure by name. Exits
-non-zero if a script failed. Scripts that need arguments (BY_HAND) are run by hand, not here."""
+"""`make bench`: run every figure script, ``benchmarks/<folder>/*.py`` for every folder but
+``tools/``, each in its own process and without arguments, and print as the last line one JSON
+object holding every figure by name. Exits non-zero if a script failed.
+
+``benchmarks/tools/`` holds what is run by hand with arguments (tuning on the train sequences,
+overlay pictures, metrics of a given checkpoint); their docstrings say how.
+"""
 
 from __future__ import annotations
 
@@ -9,18 +13,25 @@ import subprocess
 import sys
 from pathlib import Path
 
-# need a checkpoint or a run folder as argument (their docstrings say which)
-BY_HAND = ("tune_decision.py", "worst_overlays.py")
+HERE = Path(__file__).resolve().parent
+TOOLS = "tools"
+
+
+def scripts(root: Path = HERE) -> list[Path]:
+    """The scripts `make bench` runs, in order: every ``*.py`` one folder below ``root``,
+    except in ``tools/`` and in hidden or ``__pycache__`` folders."""
+    return sorted(
+        p
+        for p in root.glob("*/*.py")
+        if p.parent.name != TOOLS and not p.parent.name.startswith((".", "_"))
+    )
 
 
 def main() -> int:
-    here = Path(__file__).resolve().parent
     figures: dict[str, object] = {}
     failed = []
-    dirs = ("release", "perf", "prep", "davis2016", "sam2", "segment")
-    scripts = [p for d in dirs for p in sorted((here / d).glob("*.py")) if p.name not in BY_HAND]
-    for script in scripts:
-        print(f"== {script.name}", flush=True)
+    for script in scripts():
+        print(f"== {script.relative_to(HERE)}", flush=True)
         proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True)
         sys.stdout.write(proc.stdout)
         sys.stderr.write(proc.stderr[-4000:] if proc.returncode else "")

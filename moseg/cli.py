@@ -90,7 +90,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 def _compose(name: str, overrides: list[str]):
-    """``conf/<name>.yaml`` with ``overrides``; None (after printing Hydra's message, which
+    """``moseg/conf/<name>.yaml`` with ``overrides``; None (after printing Hydra's message, which
     names the bad override) when they do not apply."""
     from moseg.config import compose
 
@@ -102,11 +102,12 @@ def _compose(name: str, overrides: list[str]):
 
 
 def cmd_preprocess(args: argparse.Namespace) -> int:
-    """Videos / frame folders -> contract files, through conf/prepare.yaml with dataset=video."""
+    """Videos / frame folders -> contract files, through moseg/conf/prepare.yaml with
+    dataset=video."""
     from omegaconf import OmegaConf
 
-    from data_prep.common import InputError, run_prepare
-    from data_prep.video import make_jobs
+    from moseg.datasets.common import InputError, run_prepare
+    from moseg.datasets.video import make_jobs
 
     overrides = ["dataset=video", f"workers={args.workers}", *args.overrides]
     if args.overwrite:
@@ -269,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
         "preprocess",
         help="videos or frame folders -> contract files (tracks, depth, features)",
         description="Track, add depth and features, and write one contract file per input. "
-        "Settings as Hydra overrides of conf/prepare.yaml, e.g. tracker=opencv "
+        "Settings as Hydra overrides of moseg/conf/prepare.yaml, e.g. tracker=opencv "
         "tracker.grid_px=12 dataset.frames.interval=2 dataset.frames.longest_side=640 "
         "features=dinov2 depth=depth_anything_v2.",
     )
@@ -287,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
         "prompts every moving object is found; with --point/--box only those objects are "
         "followed. SAM2 is used when its checkpoint exists (sam2.checkpoint=PATH), else the "
         "weight-free CPU path. A rerun with the same --out resumes. Settings as key=value "
-        "overrides of conf/segment.yaml, e.g. frames.longest_side=640 chunk.size=64.",
+        "overrides of moseg/conf/segment.yaml, e.g. frames.longest_side=640 chunk.size=64.",
         epilog="Coordinates are pixels of the original video; FRAME is the 0-based frame "
         "number (default 0). Example: moseg segment clip.mp4 --out seg --point 320,180 "
         "--point 300,240:neg --object 2 --box 10,20,110,140@15",

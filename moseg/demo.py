@@ -12,8 +12,8 @@ import sys
 import time
 from pathlib import Path
 
-from data_prep.synthetic import prepare
 from moseg.config import compose
+from moseg.datasets.synthetic import prepare
 from moseg.io import LABEL_MOVING, list_sequences, load_sequence, validate
 from moseg.viz import save_png, sequence_sheet
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from data_prep.synthetic import SynthConfig, generate_clip
+from moseg.datasets.synthetic import SynthConfig, generate_clip
 from moseg.io import Sequence
 
 # the real data next to the project (../shared/data); tests that need it skip without it

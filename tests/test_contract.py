@@ -165,7 +165,7 @@ KILLED_WRITER = textwrap.dedent(
     import sys, time, h5py
     from pathlib import Path
     from tests.conftest import tiny_config
-    from data_prep.synthetic import generate_clip
+    from moseg.datasets.synthetic import generate_clip
     from moseg.io import write_sequence
 
     out, marker = Path(sys.argv[1]), Path(sys.argv[2])
@@ -182,6 +182,7 @@ KILLED_WRITER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_killed_writer_leaves_no_complete_looking_file(tmp_path):
     marker = tmp_path / "marker"
     out = tmp_path / "out"
@@ -224,6 +225,7 @@ def test_cli_validate_exit_codes(tmp_path, tiny_seq, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_console_script_runs(tmp_path, tiny_seq):
     good = _write(tmp_path, tiny_seq, "good.h5")
     exe = shutil.which("moseg", path=str(Path(sys.executable).parent))

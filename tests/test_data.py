@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 import torch
 
-from data_prep.synthetic import generate_split
 from moseg.data import (
     Augment,
     MissingSourceError,
@@ -16,6 +15,7 @@ from moseg.data import (
     read_sample,
 )
 from moseg.data.sampling import _window
+from moseg.datasets.synthetic import generate_split
 from moseg.io import SequenceFile, list_sequences
 from tests.conftest import tiny_config
 
@@ -194,7 +194,7 @@ def test_loader_workers_give_the_same_samples(tiny_root):
 
 def test_sample_from_feature_and_depth_maps(tmp_path):
     """Files without per-track depth/features: both are sampled from the maps."""
-    from data_prep.synthetic import generate_clip
+    from moseg.datasets.synthetic import generate_clip
     from moseg.io import write_sequence
 
     clip = generate_clip(tiny_config(), seed=3, name="maps", split="train")

@@ -1,15 +1,15 @@
-"""DAVIS-like extras of the synthetic videos (data_prep/davislike.py): a followed subject stays put
-in the image while the background flows, limbs are moving parts of their body, water and spray
-churn but are never masked, real textures come from a DAVIS-layout folder, and clips stay
+"""DAVIS-like extras of the synthetic videos (moseg/datasets/davislike.py): a followed subject
+stays put in the image while the background flows, limbs are moving parts of their body, water
+and spray churn but are never masked, real textures come from a DAVIS-layout folder, and clips stay
 deterministic and resumable."""
 
 import cv2
 import numpy as np
 import pytest
 
-from data_prep.davislike import Extras, TexturePool, add_extras, follow
-from data_prep.synthetic import SynthConfig, build_scene, render
-from data_prep.synthetic_video import generate, make_clip, moving_masks
+from moseg.datasets.davislike import Extras, TexturePool, add_extras, follow
+from moseg.datasets.synthetic import SynthConfig, build_scene, render
+from moseg.datasets.synthetic_video import generate, make_clip, moving_masks
 from tests.test_synthetic_video import SMALL as VIDEO_SMALL
 
 # the small scenes of test_synthetic_video, a little larger, and always with a panning camera
@@ -136,6 +136,7 @@ def test_texture_pool_crops_and_cuts_out_real_objects(tmp_path):
     assert set(np.unique(cut[..., 3]).tolist()) == {255}
 
 
+@pytest.mark.slow
 def test_clips_with_extras_are_deterministic_and_stamped(tmp_path):
     root = _davis_folder(tmp_path / "davis")
     extras = dict(

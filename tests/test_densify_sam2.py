@@ -26,7 +26,7 @@ from moseg.densify.sam2 import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-CONF = ROOT / "conf"
+CONF = ROOT / "moseg" / "conf"
 T, H, W = 12, 48, 64
 
 
@@ -307,6 +307,7 @@ def test_missing_checkpoint_and_package(tmp_path, monkeypatch):
         Sam2Densifier(checkpoint=None)
 
 
+@pytest.mark.slow
 def test_import_leaves_hydra_state_alone():
     """``import sam2`` initialises Hydra's global state; ours must not, or a later @hydra.main
     in the same process fails."""
@@ -324,6 +325,7 @@ def test_import_leaves_hydra_state_alone():
 # the real sam2 code path: random weights, smallest model, 128 px, 3 frames of 64x96 (CPU)
 
 
+@pytest.mark.slow
 def test_real_sam2_random_weights_inside_hydra(tmp_path):
     pytest.importorskip("sam2")
     from hydra import initialize_config_dir

@@ -131,6 +131,7 @@ def test_wrong_inputs_raise(clip):
 
 
 @pytest.mark.parametrize("method", ["superpixel", "grabcut"])
+@pytest.mark.slow
 def test_deterministic(clip, method):
     frames, ts, _, _ = clip
     a = WeightFreeDensifier(method=method, temporal="warp")(frames, ts).masks
@@ -139,6 +140,7 @@ def test_deterministic(clip, method):
 
 
 @pytest.mark.parametrize("method", ["splat", "superpixel", "grabcut"])
+@pytest.mark.slow
 def test_mislabelled_static_tracks_do_not_make_an_object(clip, method):
     frames, ts, gt, inst = clip
     rng = np.random.default_rng(1)
@@ -217,7 +219,7 @@ def test_config_instantiates():
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
-    cfg = OmegaConf.load(Path(__file__).parents[1] / "conf/densify/weight_free.yaml")
+    cfg = OmegaConf.load(Path(__file__).parents[1] / "moseg/conf/densify/weight_free.yaml")
     dens = instantiate(cfg)
     assert isinstance(dens, WeightFreeDensifier)
     assert dens.name == "weight_free"

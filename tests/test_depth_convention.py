@@ -12,11 +12,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from data_prep import dynamic_replica as dr
-from data_prep import kubric
-from data_prep.synthetic import generate_clip
 from moseg.config import compose
 from moseg.data import SamplingSpec, TrackDataModule, read_sample
+from moseg.datasets import dynamic_replica as dr
+from moseg.datasets import kubric
+from moseg.datasets.synthetic import generate_clip
 from moseg.io import (
     MissingDepthError,
     SequenceFile,
@@ -160,6 +160,7 @@ def test_one_scene_stored_as_distance_or_disparity_gives_the_same_channel(tmp_pa
 # The dataset paths: Kubric and Dynamic Replica (their own distances), HOI4D and DAVIS
 # (Depth Anything's disparity, here a fake with the same kind, or none by default)
 # ----------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_kubric_distances_read_as_per_frame_disparity(tmp_path):
     from tests.test_prep_kubric import W, make_scene, prepare_cfg
 
@@ -198,6 +199,7 @@ def test_dynamic_replica_distances_read_as_per_frame_disparity(tmp_path):
         np.testing.assert_allclose(s.depth, (d - lo) / (hi - lo), atol=0.02)
 
 
+@pytest.mark.slow
 def test_hoi4d_and_davis_with_a_disparity_model_and_without_depth(tmp_path):
     from tests.test_prep_davis import davis2016
     from tests.test_prep_davis import prepare as prepare_davis
@@ -253,6 +255,7 @@ def test_hoi4d_and_davis_with_a_disparity_model_and_without_depth(tmp_path):
 # ----------------------------------------------------------------------------------------------
 # train.py: an error before training, or with allow_missing_depth a recorded warning
 # ----------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_training_without_depth_stops_or_warns_and_records(tmp_path):
     data_root = tmp_path / "synthetic"
     no_depth = "data.sources.synthetic.prepare.generator.save_depth=false"
@@ -281,6 +284,7 @@ def test_training_without_depth_stops_or_warns_and_records(tmp_path):
     assert json.loads((out / "metrics.json").read_text())["warnings"] == []
 
 
+@pytest.mark.slow
 def test_evaluate_records_allow_missing_depth():
     from moseg.evaluation.run import _allow_missing_depth, _depth_warnings
 

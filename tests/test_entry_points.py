@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from moseg import demo
 from moseg.config import compose
 from moseg.io import list_sequences, validate
@@ -32,6 +34,7 @@ def test_demo_generates_validates_and_draws(tmp_path, monkeypatch):
     assert (tmp_path / "outputs/demo/preview.png").stat().st_size > 10_000
 
 
+@pytest.mark.slow
 def test_bench_script_prints_its_figure_as_json():
     proc = subprocess.run(
         [sys.executable, "benchmarks/perf/synthetic_speed.py", "--clips", "4", "--workers", "1"],
@@ -51,6 +54,7 @@ def test_prepare_config_composes():
     assert cfg.dataset.root.endswith("/synthetic")
 
 
+@pytest.mark.slow
 def test_train_bench_script_prints_its_figures_as_json():
     proc = subprocess.run(
         [sys.executable, "benchmarks/perf/train_speed.py", "--smoke"],

@@ -15,10 +15,11 @@ import torch
 from omegaconf import OmegaConf
 from PIL import Image
 
-from data_prep.synthetic import generate_clip
 from moseg.config import CONF_DIR, compose
+from moseg.datasets.synthetic import generate_clip
 from moseg.evaluation.bench import BenchSpec, scored_frames
-from moseg.evaluation.classify import (
+from moseg.evaluation.run import EvaluationError, run
+from moseg.inference.classify import (
     REFERENCE_THRESHOLDS,
     SHIPPED_CHECKPOINT,
     GeometricClassifier,
@@ -27,14 +28,13 @@ from moseg.evaluation.classify import (
     centred_window,
     decide,
 )
-from moseg.evaluation.masks import (
+from moseg.inference.masks import (
     MaskError,
     read_mask_png,
     read_sequence_masks,
     write_mask_png,
     write_sequence_masks,
 )
-from moseg.evaluation.run import EvaluationError, run
 from moseg.metrics import ShapeMismatchError
 from tests.conftest import SHARED, needs_davis, tiny_config
 
@@ -46,6 +46,7 @@ BENCHES = sorted(p.stem for p in (CONF_DIR / "bench").glob("*.yaml"))
 # configs
 # ----------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("bench", BENCHES)
+@pytest.mark.slow
 def test_every_bench_config_composes(bench, tmp_path):
     cfg = compose("evaluate", [f"bench={bench}", f"paths.output_dir={tmp_path}"])
     spec = BenchSpec.from_cfg(cfg.bench)
@@ -59,6 +60,7 @@ def test_the_cache_never_goes_into_the_data_folder():
     assert not str(cfg.cache_dir).startswith("/read/only")
 
 
+@pytest.mark.slow
 def test_moving_subsets_are_the_documented_lists():
     d16 = BenchSpec.from_cfg(compose("evaluate", ["bench=davis2016"]).bench)
     mov = BenchSpec.from_cfg(compose("evaluate", ["bench=davis2016_moving"]).bench)
@@ -177,6 +179,7 @@ def test_model_classifier_is_deterministic_and_classifies_every_track(camera_cli
     assert (~np.isnan(capped)).sum() == 60 // len(queries) * len(queries)
 
 
+@pytest.mark.slow
 def test_exported_checkpoint_is_half_carries_its_thresholds_and_scores_alike(camera_clip, tmp_path):
     from moseg.training.export import main as export_main
 
@@ -227,7 +230,7 @@ def test_grey_masks_read_as_ids_and_rgb_masks_are_refused(tmp_path):
 
 
 def test_sequence_masks_are_written_whole_or_not_at_all(tmp_path, monkeypatch):
-    import moseg.evaluation.masks as mk
+    import moseg.inference.masks as mk
 
     masks = np.zeros((3, 8, 8), np.uint8)
     write_sequence_masks(tmp_path / "s", ["00000", "00001", "00002"], masks)
@@ -290,6 +293,7 @@ def evaluated(tmp_path_factory):
     return data, out, result
 
 
+@pytest.mark.slow
 def test_pipeline_writes_masks_metrics_and_overlays(evaluated):
     data, out, result = evaluated
     seqs = [r["sequence"] for r in result["sequences"]]
@@ -310,6 +314,7 @@ def test_pipeline_writes_masks_metrics_and_overlays(evaluated):
     assert result["timing"]["s_per_frame"] > 0
 
 
+@pytest.mark.slow
 def test_scoring_only_mode_reproduces_the_pipeline_scores(evaluated, tmp_path):
     data, out, result = evaluated
     again = run(_cfg(data, tmp_path / "score", f"masks_dir={out / 'masks'}"))
@@ -323,6 +328,7 @@ def test_scoring_only_mode_reproduces_the_pipeline_scores(evaluated, tmp_path):
     assert perfect["overall"]["J"]["mean"] == 1.0 and perfect["overall"]["F"]["mean"] == 1.0
 
 
+@pytest.mark.slow
 def test_a_prediction_with_a_missing_frame_is_an_error_naming_the_sequence(evaluated, tmp_path):
     data, out, _ = evaluated
     pred = tmp_path / "pred"
@@ -340,6 +346,7 @@ def test_a_prediction_with_a_missing_frame_is_an_error_naming_the_sequence(evalu
         run(_cfg(data, tmp_path / "y", f"masks_dir={pred}"))
 
 
+@pytest.mark.slow
 def test_a_rerun_resumes_and_reuses_the_preprocessing_cache(evaluated, caplog):
     data, out, result = evaluated
     shutil.rmtree(out / "masks" / "synth003")  # as if interrupted before the last sequence
@@ -353,6 +360,7 @@ def test_a_rerun_resumes_and_reuses_the_preprocessing_cache(evaluated, caplog):
     assert again["overall"]["JF"] == pytest.approx(result["overall"]["JF"])  # deterministic
 
 
+@pytest.mark.slow
 def test_masks_are_matched_to_frames_by_name(evaluated, tmp_path, caplog):
     data, out, result = evaluated
     pred = tmp_path / "pred"
@@ -364,6 +372,7 @@ def test_masks_are_matched_to_frames_by_name(evaluated, tmp_path, caplog):
     assert res["per_frame"]["synth000"]["frames"][:2] == ["00000", "00001"]
 
 
+@pytest.mark.slow
 def test_a_changed_synthetic_benchmark_is_refused(evaluated, tmp_path):
     data, _, _ = evaluated
     with pytest.raises(ValueError, match="other settings"):
@@ -378,6 +387,7 @@ def test_scored_frames_skip_unannotated_and_optionally_first_last():
     assert scored_frames(GT, True).tolist() == [2, 3]
 
 
+@pytest.mark.slow
 def test_evaluate_cli_reports_a_missing_benchmark_root(tmp_path):
     r = subprocess.run(
         [
@@ -399,6 +409,7 @@ def test_evaluate_cli_reports_a_missing_benchmark_root(tmp_path):
 
 @pytest.mark.real_data
 @needs_davis
+@pytest.mark.slow
 def test_real_davis_ground_truth_scores_perfectly_and_a_shift_scores_less(tmp_path):
     """The scorer on real DAVIS masks: GT against itself is 1; GT moved by 10 px is not."""
     ann = SHARED / "DAVIS2016/Annotations/480p/blackswan"
@@ -432,6 +443,7 @@ def test_real_davis_ground_truth_scores_perfectly_and_a_shift_scores_less(tmp_pa
     assert 0.5 < res["overall"]["J"]["mean"] < 0.95
 
 
+@pytest.mark.slow
 def test_wandb_offline_gets_the_table(evaluated, tmp_path, monkeypatch):
     pytest.importorskip("wandb")
     monkeypatch.setenv("WANDB_SILENT", "true")
@@ -448,6 +460,7 @@ def test_wandb_offline_gets_the_table(evaluated, tmp_path, monkeypatch):
     assert rows == pytest.approx({r["sequence"]: r["JF"] for r in result["sequences"]})
 
 
+@pytest.mark.slow
 def test_a_rerun_with_other_settings_redoes_the_sequences(evaluated, tmp_path, caplog):
     data, out, _ = evaluated
     run_dir = tmp_path / "run"
@@ -474,6 +487,7 @@ def _car_shadow(tmp_path: Path, *over: str) -> dict:
 
 @pytest.mark.real_data
 @needs_davis
+@pytest.mark.slow
 def test_real_davis_pipeline_end_to_end(tmp_path):
     """The weight-free pipeline on one real DAVIS sequence (car-shadow, 40 frames): geometric
     classifier + weight-free densifier. It measured J 0.59 there; a broken stage gives ~0."""
@@ -490,8 +504,10 @@ CAR_SHADOW_MIN_J = 0.65
 
 @pytest.mark.real_data
 @needs_davis
+@pytest.mark.slow
 def test_shipped_classifier_is_the_default_and_works_on_real_davis(tmp_path):
-    """``ckpt=auto`` (the default) picks checkpoints/classifier.ckpt, with the thresholds stored
+    """``ckpt=auto`` (the default) picks moseg/checkpoints/classifier.ckpt, with the thresholds
+    stored
     in it, and the pipeline scores well on one real val sequence (car-shadow, 40 frames)."""
     assert SHIPPED_CHECKPOINT.is_file()
     res = _car_shadow(tmp_path)
@@ -501,6 +517,7 @@ def test_shipped_classifier_is_the_default_and_works_on_real_davis(tmp_path):
     assert res["overall"]["J"]["mean"] > CAR_SHADOW_MIN_J, res["overall"]
 
 
+@pytest.mark.slow
 def test_overlay_video_on_request(evaluated, tmp_path):
     av = pytest.importorskip("av")
     data, _, _ = evaluated
@@ -520,11 +537,11 @@ def test_overlay_video_on_request(evaluated, tmp_path):
 
 
 def test_track_auc_scores_separate_moving_tracks_of_a_synthetic_clip():
-    """benchmarks/davis2016/track_auc.py's camera-fit score ranks the moving tracks of a
+    """benchmarks/tools/track_auc.py's camera-fit score ranks the moving tracks of a
     procedural clip (known labels) above the static ones."""
     import importlib.util
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "davis2016" / "track_auc.py"
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "tools" / "track_auc.py"
     spec = importlib.util.spec_from_file_location("track_auc", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)

@@ -13,8 +13,8 @@ import cv2
 import numpy as np
 import pytest
 
-from data_prep.synthetic import generate_clip, ground_truth_tracks
 from moseg.cli import main as moseg_main
+from moseg.datasets.synthetic import generate_clip, ground_truth_tracks
 from moseg.io import SequenceFile, validate
 from moseg.io.contract import LABEL_MOVING, LABEL_STATIC, LABEL_UNKNOWN, MASK_VOID, Sequence
 from moseg.prep.appearance import AppearanceFeatures
@@ -303,6 +303,7 @@ def test_runner_skips_valid_redoes_broken_and_isolates_failures(tmp_path):
         assert f.meta.provenance["job"]["digest"] == jobs[0].digest
 
 
+@pytest.mark.slow
 def test_runner_parallel_and_shards(tmp_path):
     jobs = jobs_for(tmp_path, list("abcde"), fail={"d"})
     assert [j.name for j in shard(jobs, 1, 2)] == ["b", "d"]
@@ -313,6 +314,7 @@ def test_runner_parallel_and_shards(tmp_path):
 
 
 # ------------------------------------------------------------------------ moseg preprocess
+@pytest.mark.slow
 def test_moseg_preprocess_video_and_folder(tmp_path, clip, capsys):
     write_mp4(tmp_path / "clip.mp4", clip.render.frames)
     write_folder(tmp_path / "frames dir", clip.render.frames[:6], ext=".jpg")
@@ -340,6 +342,7 @@ def test_moseg_preprocess_video_and_folder(tmp_path, clip, capsys):
     assert "2 already done" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_moseg_preprocess_bad_inputs(tmp_path, clip, capsys):
     (tmp_path / "notes.txt").write_text("x")
     (tmp_path / "empty").mkdir()
@@ -371,6 +374,7 @@ def test_moseg_preprocess_bad_inputs(tmp_path, clip, capsys):
     assert not [p for p in os.listdir(out) if p.endswith(".tmp")]
 
 
+@pytest.mark.slow
 def test_data_prep_video_hydra_entry_point(tmp_path, clip):
     write_folder(tmp_path / "in" / "seq1", clip.render.frames[:4])
     proc = subprocess.run(

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from data_prep import davis
-from data_prep.common import InputError, run_prepare
 from moseg.config import compose
+from moseg.datasets import davis
+from moseg.datasets.common import InputError, run_prepare
 from moseg.io import load_sequence, validate
 from moseg.io.contract import MASK_VOID
 from moseg.prep.base import TrackResult, query_grid
@@ -123,7 +123,8 @@ def snapshot(root: Path) -> dict[str, tuple[int, int]]:
 
 
 def prepare(raw: Path, out: Path, *overrides: str, dataset: str = "davis", fake: bool = True):
-    """Convert through the Hydra config and data_prep.common.run_prepare, as the command does."""
+    """Convert through the Hydra config and moseg.datasets.common.run_prepare, as the command
+    does."""
     tracker = ["tracker._target_=tests.test_prep_davis.FakeTracker"] if fake else []
     cfg = compose(
         "prepare",
@@ -164,6 +165,7 @@ def errors(report) -> dict[str, str]:
 # ----------------------------------------------------------------------------------------------
 # DAVIS
 # ----------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_davis2016_splits_labels_rerun_and_redo(tmp_path):
     raw, out = tmp_path / "raw", tmp_path / "out"
     gts = davis2016(raw)
@@ -239,6 +241,7 @@ def test_read_sequence_resizes_masks_with_frames(tmp_path):
     assert davis.list_sequences("davis", raw) == ["pair"]
 
 
+@pytest.mark.slow
 def test_davis_bad_inputs_fail_only_their_sequence(tmp_path):
     raw, out = tmp_path / "raw", tmp_path / "out"
     names = ["good", "nomask", "extra", "bigframe", "bigmask", "badmask", "badframe", "empty"]
@@ -279,6 +282,7 @@ def test_davis_bad_inputs_fail_only_their_sequence(tmp_path):
     assert (seq.label[seq.query_frame == 0] >= 0).all()
 
 
+@pytest.mark.slow
 def test_davis_input_errors_name_the_path(tmp_path):
     with pytest.raises(InputError, match=re.escape(str(tmp_path / "nope"))):
         prepare(tmp_path / "nope", tmp_path / "out")
@@ -396,6 +400,7 @@ def test_fbms_sparse_ground_truth(tmp_path):
     assert snapshot(raw) == before
 
 
+@pytest.mark.slow
 def test_fbms_bad_ground_truth_fails_its_sequence(tmp_path):
     raw, out = tmp_path / "raw", tmp_path / "out"
     fbms_tree(raw)
@@ -438,6 +443,7 @@ def segtrack_tree(raw: Path) -> dict[str, np.ndarray]:
     return out
 
 
+@pytest.mark.slow
 def test_segtrackv2_single_and_multi_object(tmp_path):
     raw, out = tmp_path / "raw", tmp_path / "out"
     exp = segtrack_tree(raw)
@@ -489,6 +495,7 @@ def test_default_opencv_tracker_end_to_end(tmp_path):
 
 @pytest.mark.real_data
 @needs_davis
+@pytest.mark.slow
 def test_real_davis2016_short_sequence(tmp_path):
     root = SHARED / "DAVIS2016"
     assert len(davis.list_sequences("davis", root, "val")) == 20

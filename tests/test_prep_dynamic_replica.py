@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from data_prep import dynamic_replica as dr
-from data_prep.common import InputError, run_prepare
 from moseg.config import compose
+from moseg.datasets import dynamic_replica as dr
+from moseg.datasets.common import InputError, run_prepare
 from moseg.io import load_sequence, validate
 from moseg.prep.jobs import run_jobs
 from tests.test_prep_kubric import snapshot, use_still_tracker
@@ -178,6 +178,7 @@ def test_dataset_trajectories_are_carried_with_object_labels_and_depth(tmp_path)
     assert seq.provenance["labels"]["rule"].startswith("given")
 
 
+@pytest.mark.slow
 def test_thresholds_change_the_labels(tmp_path):
     raw = tmp_path / "raw"
     make_dr(raw)
@@ -198,6 +199,7 @@ def test_thresholds_change_the_labels(tmp_path):
     assert len(v["ids"]) > 7
 
 
+@pytest.mark.slow
 def test_tracker_path_labels_through_instance_maps(tmp_path):
     raw = tmp_path / "raw"
     make_dr(raw)
@@ -258,6 +260,7 @@ def test_frame_subsampling_resize_large_and_negative_ids(tmp_path):
         assert np.abs(src.transpose(1, 0, 2) - row[None]).max(axis=(1, 2)).min() < 1e-5
 
 
+@pytest.mark.slow
 def test_hydra_entry_rerun_skips_corrupt_is_redone_raw_untouched(tmp_path):
     raw = tmp_path / "raw"
     make_dr(raw, "valid", ("seq_b", "seq_a"))
@@ -284,6 +287,7 @@ def test_hydra_entry_rerun_skips_corrupt_is_redone_raw_untouched(tmp_path):
     assert snapshot(raw) == before
 
 
+@pytest.mark.slow
 def test_broken_sequences_fail_alone_naming_the_file(tmp_path):
     raw = tmp_path / "raw"
     names = ("good", "no_image", "odd_size", "short_traj", "bad_depth", "odd_map", "bad_pth")
@@ -322,6 +326,7 @@ def test_broken_sequences_fail_alone_naming_the_file(tmp_path):
     assert snapshot(raw) == before
 
 
+@pytest.mark.slow
 def test_untrusted_pickles_are_refused_until_allowed(tmp_path):
     raw = tmp_path / "raw"
     make_dr(raw)
@@ -335,6 +340,7 @@ def test_untrusted_pickles_are_refused_until_allowed(tmp_path):
     assert validate_seq(dr.convert(**job.kwargs))
 
 
+@pytest.mark.slow
 def test_depth_is_optional_and_missing_depth_is_named(tmp_path):
     raw = tmp_path / "raw"
     ann = make_dr(raw)
@@ -357,6 +363,7 @@ def test_depth_is_optional_and_missing_depth_is_named(tmp_path):
     assert seq.provenance["dataset"]["instance_maps"] is False
 
 
+@pytest.mark.slow
 def test_raw_root_errors(tmp_path):
     with pytest.raises(InputError, match="does not exist"):
         dr.make_jobs(cfg_for(tmp_path / "nope", tmp_path / "out"))

@@ -9,10 +9,10 @@ import cv2
 import numpy as np
 import pytest
 
-from data_prep import hoi4d
-from data_prep.common import InputError, run_prepare
-from data_prep.davis import voc_palette
 from moseg.config import compose
+from moseg.datasets import hoi4d
+from moseg.datasets.common import InputError, run_prepare
+from moseg.datasets.davis import voc_palette
 from moseg.io import load_sequence, validate
 from moseg.io.contract import MASK_VOID
 from moseg.prep.frames import FrameError
@@ -96,6 +96,7 @@ def prepare(raw: Path, out: Path, *overrides: str):
     return run_prepare(cfg, hoi4d.make_jobs(cfg), desc="hoi4d")
 
 
+@pytest.mark.slow
 def test_convert_every_4th_frame_masks_labels_and_raw_untouched(tmp_path):
     rel, ann, gts = hoi4d_tree(tmp_path)
     out = tmp_path / "out"
@@ -173,6 +174,7 @@ def test_colours_to_ids(tmp_path):
     assert set(np.unique(m2[0]).tolist()) == {0, 1, 2, 3, 4}
 
 
+@pytest.mark.slow
 def test_bad_inputs_fail_only_their_sequence(tmp_path):
     rel, ann, _ = hoi4d_tree(tmp_path)
     out = tmp_path / "out"
@@ -205,6 +207,7 @@ def test_bad_inputs_fail_only_their_sequence(tmp_path):
         hoi4d.read_sequence(rel, good)  # masks live in the other tree
 
 
+@pytest.mark.slow
 def test_list_file_and_input_errors(tmp_path):
     rel, ann, _ = hoi4d_tree(tmp_path)
     out = tmp_path / "out"

@@ -17,9 +17,9 @@ import tifffile
 from omegaconf import OmegaConf, open_dict
 from PIL import Image
 
-from data_prep import kubric
-from data_prep.common import InputError, run_prepare
 from moseg.config import compose
+from moseg.datasets import kubric
+from moseg.datasets.common import InputError, run_prepare
 from moseg.io import load_sequence, validate
 from moseg.prep.base import TrackResult
 from moseg.prep.jobs import run_jobs
@@ -219,6 +219,7 @@ def test_export_carries_tracks_labels_objects_and_depth(tmp_path):
     assert seq.provenance["tracker"] == {"name": "dataset"}
 
 
+@pytest.mark.slow
 def test_thresholds_change_the_labels(tmp_path):
     raw = tmp_path / "raw"
     make_scene(raw / "train" / "s")
@@ -271,6 +272,7 @@ def test_grid_queries_and_frame_subsampling(tmp_path):
     assert by_id[2]["max_displacement"] == pytest.approx(0.3, abs=1e-5)
 
 
+@pytest.mark.slow
 def test_hydra_entry_rerun_skips_corrupt_is_redone_raw_untouched(tmp_path):
     raw = tmp_path / "raw"
     make_scene(raw / "train" / "a", seed=1)
@@ -311,6 +313,7 @@ def test_tracker_path_labels_from_masks(tmp_path):
     assert {0, 1, 2, 3, 4} <= set(ids.tolist())
 
 
+@pytest.mark.slow
 def test_broken_scenes_fail_alone_naming_the_file(tmp_path):
     raw = tmp_path / "raw"
     split = raw / "train"
@@ -339,6 +342,7 @@ def test_broken_scenes_fail_alone_naming_the_file(tmp_path):
     assert snapshot(raw) == before
 
 
+@pytest.mark.slow
 def test_bad_tracks_file_and_segmentation_ids(tmp_path):
     raw = tmp_path / "raw"
     scene = make_scene(raw / "train" / "s")
@@ -359,6 +363,7 @@ def test_bad_tracks_file_and_segmentation_ids(tmp_path):
         kubric.convert(**job.kwargs)
 
 
+@pytest.mark.slow
 def test_raw_root_errors(tmp_path):
     with pytest.raises(InputError, match="does not exist"):
         kubric.make_jobs(prepare_cfg(tmp_path / "nope", tmp_path / "out"))
@@ -386,6 +391,7 @@ def test_raw_root_errors(tmp_path):
         )
 
 
+@pytest.mark.slow
 def test_cli_reports_a_missing_raw_root(tmp_path):
     proc = subprocess.run(
         [
@@ -456,6 +462,7 @@ class FakeTFDS:
         return iter(ds)
 
 
+@pytest.mark.slow
 def test_tfds_release_through_a_stand_in_module(tmp_path, monkeypatch):
     fake = FakeTFDS({"train": 2, "validation": 1})
     monkeypatch.setitem(sys.modules, "tensorflow_datasets", fake)
@@ -504,6 +511,7 @@ def test_object_motion_rule_is_order_free_and_sign_free():
     importlib.util.find_spec("moseg.prep.trackers.flow") is None,
     reason="the default OpenCV tracker (moseg.prep.trackers.flow) is not there yet",
 )
+@pytest.mark.slow
 def test_default_opencv_tracker_on_a_tiny_scene(tmp_path):
     raw = tmp_path / "raw"
     make_scene(raw / "train" / "s", tracks=False)

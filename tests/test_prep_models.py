@@ -25,7 +25,7 @@ from moseg.prep.base import (
     query_grid,
 )
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+CONF = Path(__file__).resolve().parents[1] / "moseg" / "conf"
 
 TINY_DINO = dict(
     hidden_size=32,
@@ -76,6 +76,7 @@ def depth_model():
     return DepthAnythingV2(config=TINY_DEPTH, device="cpu", input_size=56, batch_size=4)
 
 
+@pytest.mark.slow
 def test_depth_anything_random_init(depth_model, clip):
     from moseg.prep.depth import DepthAnythingV2
 
@@ -102,6 +103,7 @@ def test_resize_shorter_side():
     assert resize_shorter_side(518, 518, 518, 14) == (518, 518)
 
 
+@pytest.mark.slow
 def test_depth_missing_checkpoint(tmp_path):
     pytest.importorskip("transformers")
     from moseg.prep.depth import DepthAnythingV2

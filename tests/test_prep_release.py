@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from data_prep import release
-from data_prep.common import InputError
 from moseg.config import compose
+from moseg.datasets import release
+from moseg.datasets.common import InputError
 from moseg.io import load_sequence, validate
 from moseg.prep.jobs import run_jobs
 
@@ -179,6 +179,7 @@ def test_tracks_keep_the_release_conventions(tmp_path):
     assert seq.masks.shape == (T, H, W) and seq.object_moving.tolist() == [False, True]
 
 
+@pytest.mark.slow
 def test_depth_is_the_16_bit_png_and_the_switch_reproduces_the_release(tmp_path):
     raw = tmp_path / "raw"
     gt = make_tree(raw, masks=False)
@@ -215,6 +216,7 @@ def test_depth_is_the_16_bit_png_and_the_switch_reproduces_the_release(tmp_path)
     assert old.provenance["depth"]["decoding"] == "release_8bit"
 
 
+@pytest.mark.slow
 def test_dino_features_come_from_the_nearest_cell(tmp_path):
     raw = tmp_path / "raw"
     gt = make_tree(raw, masks=False)
@@ -239,6 +241,7 @@ def test_dino_features_come_from_the_nearest_cell(tmp_path):
     assert np.array_equal(seq2.visibility, seq.visibility)
 
 
+@pytest.mark.slow
 def test_rerun_skips_and_subsampling_is_fixed(tmp_path):
     raw = tmp_path / "raw"
     make_tree(raw, masks=False)
@@ -297,6 +300,7 @@ def _break(raw: Path, how: str) -> None:
         (None, 2, r"00002_00000\.npy: missing.* query frames \['00000', '00003', '00006'\].*step"),
     ],
 )
+@pytest.mark.slow
 def test_bad_input_names_the_file(tmp_path, how, step, message):
     raw = tmp_path / "raw"
     make_tree(raw, masks=False)
@@ -305,6 +309,7 @@ def test_bad_input_names_the_file(tmp_path, how, step, message):
         convert(raw, f"dataset.step={step}")
 
 
+@pytest.mark.slow
 def test_bad_trees_and_settings_stop_discovery(tmp_path):
     out = tmp_path / "out"
     with pytest.raises(InputError, match="release data folder not found"):
@@ -324,6 +329,7 @@ def test_bad_trees_and_settings_stop_discovery(tmp_path):
         convert(raw, "dataset.folders.masks=gt")
 
 
+@pytest.mark.slow
 def test_command_exits_2_on_a_missing_tree(tmp_path):
     proc = subprocess.run(
         [

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from moseg.cli import main as cli_main
-from moseg.evaluation.classify import (
+from moseg.inference.classify import (
     ModelClassifier,
     ReleaseModelClassifier,
     build_classifier,
@@ -45,6 +45,7 @@ RELEASE_PTH = FIXTURE / "release_random_init.pth"
 
 # ------------------------------------------------------------------------------ parity -------
 @needs_fixture
+@pytest.mark.slow
 def test_release_forward_matches_the_release_on_every_fixture_case():
     res = fixture_parity(FIXTURE)
     assert res["cases"] == 3
@@ -54,6 +55,7 @@ def test_release_forward_matches_the_release_on_every_fixture_case():
 
 
 @needs_fixture
+@pytest.mark.slow
 def test_parity_fails_when_the_weights_are_wrong(tmp_path):
     """The check can fail: one perturbed weight breaks it."""
     ck = torch.load(RELEASE_PTH, weights_only=True)
@@ -155,6 +157,7 @@ def test_dino_width_is_checked():
 
 # ---------------------------------------------------------------------- checkpoint files -------
 @needs_fixture
+@pytest.mark.slow
 def test_both_formats_load_and_are_told_apart(tmp_path):
     direct = load_classifier_checkpoint(RELEASE_PTH)
     assert (direct.source_format, direct.architecture) == ("release", "release")
@@ -176,6 +179,7 @@ def test_both_formats_load_and_are_told_apart(tmp_path):
 
 
 @needs_fixture
+@pytest.mark.slow
 def test_import_release_command(tmp_path, capsys):
     dst = tmp_path / "out.ckpt"
     assert cli_main(["import-release", str(RELEASE_PTH), str(dst), "--thresholds", "0.9,0.8"]) == 0
@@ -298,6 +302,7 @@ def test_release_classifier_follows_the_release_inference():
 
 
 @needs_fixture
+@pytest.mark.slow
 def test_release_classifier_input_errors():
     clf = build_classifier("model", str(RELEASE_PTH), {})
     with pytest.raises(ValueError, match="48 channels.*768.*features=dinov2"):
@@ -312,6 +317,7 @@ def test_release_classifier_input_errors():
 
 
 @needs_fixture
+@pytest.mark.slow
 def test_evaluate_runs_end_to_end_with_the_release_checkpoint(tmp_path):
     """evaluate.py with ckpt=<release .pth>: DINOv2 (768-d) and Depth Anything random-initialised
     at tiny sizes; the masks mean nothing, but every stage runs."""
@@ -347,9 +353,10 @@ def test_evaluate_runs_end_to_end_with_the_release_checkpoint(tmp_path):
 
 
 # ------------------------------------------------------------------ train.py model=release -------
+@pytest.mark.slow
 def test_train_py_model_release_trains_and_its_checkpoint_classifies(tmp_path):
-    from data_prep.synthetic import generate_clip
     from moseg.config import compose
+    from moseg.datasets.synthetic import generate_clip
     from moseg.training.run import run as train_run
     from tests.conftest import tiny_config
     from tests.test_training import tiny_overrides
@@ -376,6 +383,7 @@ TINY_DINO_768 = (
 
 
 @needs_fixture
+@pytest.mark.slow
 def test_moseg_segment_takes_the_release_checkpoint(tmp_path, capsys, caplog):
     pytest.importorskip("transformers")
     import logging
@@ -404,14 +412,17 @@ def test_moseg_segment_takes_the_release_checkpoint(tmp_path, capsys, caplog):
 def test_readme_lists_every_difference_from_the_release():
     from moseg.models.release import DIFFERENCES
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text()
     assert "## Using the released checkpoint" in readme
+    assert "docs/release-checkpoint.md" in readme
+    doc = (root / "docs" / "release-checkpoint.md").read_text()
     for what, theirs, ours in DIFFERENCES:
-        assert f"| {what} | {theirs} | {ours} |" in readme, what
+        assert f"| {what} | {theirs} | {ours} |" in doc, what
 
 
 def test_our_classifier_names_the_sequence_and_checkpoint_on_a_feature_width_mismatch():
-    from moseg.evaluation.classify import SHIPPED_CHECKPOINT
+    from moseg.inference.classify import SHIPPED_CHECKPOINT
 
     clf = build_classifier("model", str(SHIPPED_CHECKPOINT), {})
     assert isinstance(clf, ModelClassifier)

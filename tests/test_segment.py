@@ -14,7 +14,7 @@ import pytest
 import moseg
 from moseg.cli import main as cli
 from moseg.config import compose
-from moseg.evaluation.masks import read_mask_png
+from moseg.inference.masks import read_mask_png
 from moseg.metrics import evaluate_sequence
 from moseg.prep.frames import FrameError, FrameSpec, iter_frames, probe
 from moseg.segmentation import run as segrun
@@ -241,6 +241,7 @@ def test_frame_reader_holds_one_chunk_at_most(clip, tmp_path):
 # ----------------------------------------------------------------------------------------------
 # the whole run
 # ----------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_automatic_mode_finds_the_moving_objects(auto_run, clip):
     """Automatic mode with the weight-free geometric classifier. Measured here: J 0.75
     in 12-frame chunks (0.53 as one chunk: tracks dragged along by the objects spread their
@@ -260,6 +261,7 @@ def test_automatic_mode_finds_the_moving_objects(auto_run, clip):
         assert (ids == top).mean() > 0.5
 
 
+@pytest.mark.slow
 def test_automatic_mode_uses_the_shipped_classifier_by_default(clip, tmp_path):
     folder, _, gt = clip
     out = tmp_path / "seg"
@@ -272,6 +274,7 @@ def test_automatic_mode_uses_the_shipped_classifier_by_default(clip, tmp_path):
     assert evaluate_sequence(gt, pred, "mos", name="clip").j.mean > 0.2
 
 
+@pytest.mark.slow
 def test_outputs_are_complete_and_consistent(auto_run, clip):
     folder, frames, _ = clip
     info = json.loads((auto_run / "objects.json").read_text())
@@ -290,6 +293,7 @@ def test_outputs_are_complete_and_consistent(auto_run, clip):
     assert not list(auto_run.rglob("*.tmp"))  # no temporary file left behind
 
 
+@pytest.mark.slow
 def test_a_rerun_resumes_and_an_interrupted_run_keeps_its_work(
     clip, auto_run, tmp_path, monkeypatch
 ):
@@ -323,6 +327,7 @@ def test_a_rerun_resumes_and_an_interrupted_run_keeps_its_work(
     assert cli([*args, "--out", str(out)]) == 0 and calls == []  # finished: nothing redone
 
 
+@pytest.mark.slow
 def test_prompted_mode_follows_the_clicked_object(clip, tmp_path):
     """One click inside the square (object 2) on frame 0, weight-free path, panning camera.
     The threshold: the square is 4.7 % of the frame, so masking everything gives J 0.05, and
@@ -343,6 +348,7 @@ def test_prompted_mode_follows_the_clicked_object(clip, tmp_path):
     np.testing.assert_array_equal(res.labels("img_4"), pred[4])
 
 
+@pytest.mark.slow
 def test_prompted_ids_and_negative_clicks(clip, tmp_path):
     folder, _, gt = clip
     x1, y1 = interior_point(gt[0] == 1)
@@ -381,6 +387,7 @@ def test_prompted_ids_and_negative_clicks(clip, tmp_path):
         (None, ["--method", "sam2"], "method=sam2 but the SAM2 checkpoint"),
     ],
 )
+@pytest.mark.slow
 def test_bad_input_is_refused_before_anything_is_written(
     make, args, message, clip, tmp_path, capsys
 ):
@@ -395,6 +402,7 @@ def test_bad_input_is_refused_before_anything_is_written(
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_an_output_folder_is_never_clobbered(clip, auto_run, tmp_path, capsys):
     folder, _, _ = clip
     other = tmp_path / "mine"
@@ -437,6 +445,7 @@ def random_sam2_checkpoint(tmp_path_factory):
 
 
 @pytest.mark.parametrize("prompted", [False, True])
+@pytest.mark.slow
 def test_a_sam2_checkpoint_switches_to_the_sam2_path(
     prompted, random_sam2_checkpoint, clip, tmp_path, capsys
 ):

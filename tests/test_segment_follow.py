@@ -110,6 +110,7 @@ def test_the_other_click_gives_the_other_object(scene):
     assert (res.masks[gt == 1] == 1).mean() < 0.02
 
 
+@pytest.mark.slow
 def test_two_objects_keep_their_ids_1_and_3(scene):
     frames, gt, ts = scene
     prompts = [click(1, 0, interior_point(gt[0] == 1)), click(3, 0, interior_point(gt[0] == 2))]
@@ -128,6 +129,7 @@ def test_a_prompt_on_a_later_frame_is_followed_both_ways(scene):
     assert res.info["objects"]["2"]["key_frames"] == [7]
 
 
+@pytest.mark.slow
 def test_a_box_around_an_object(scene):
     frames, gt, ts = scene
     ys, xs = np.nonzero(gt[0] == 1)
@@ -137,6 +139,7 @@ def test_a_box_around_an_object(scene):
     assert (res.masks[gt == 2] == 1).mean() < 0.02
 
 
+@pytest.mark.slow
 def test_a_negative_click_removes_its_region(scene):
     """Positive click on the bar's left end, negative on its right end: the bar is one rigid
     object, so without the negative click the right end is taken (checked first), with it the
@@ -165,6 +168,7 @@ def test_a_negative_click_removes_its_region(scene):
     assert left > 0.7 and right < 0.3
 
 
+@pytest.mark.slow
 def test_carried_masks_alone_follow_the_object(scene):
     frames, gt, ts = scene
     carried = {4: {0: gt[0] == 2, 1: gt[1] == 2, 2: gt[2] == 2}}
@@ -174,6 +178,7 @@ def test_carried_masks_alone_follow_the_object(scene):
     assert res.info["objects"]["4"]["key_frames"] == [0, 1, 2]
 
 
+@pytest.mark.slow
 def test_carried_masks_and_a_new_objects_click_together(scene):
     frames, gt, ts = scene
     carried = {1: {0: gt[0] == 1, 1: gt[1] == 1}}
@@ -182,6 +187,7 @@ def test_carried_masks_and_a_new_objects_click_together(scene):
     assert mean_iou(res.masks, gt, 2, 2) > IOU_DISC
 
 
+@pytest.mark.slow
 def test_no_track_near_the_click_gives_an_empty_object_with_a_note(scene):
     frames, gt, ts = scene
     # keep only the tracks far from the bottom-left corner on frame 0, then click there
@@ -207,6 +213,7 @@ def test_no_tracks_at_all_and_no_prompts(scene):
     assert not res.masks.any() and res.info["objects"] == {}
 
 
+@pytest.mark.slow
 def test_deterministic(scene):
     frames, gt, ts = scene
     prompts = [click(1, 0, interior_point(gt[0] == 1)), click(3, 5, interior_point(gt[5] == 2))]

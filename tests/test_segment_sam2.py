@@ -16,7 +16,7 @@ from moseg.densify.sam2 import Sam2Params, Sam2Predictor
 from moseg.segmentation.prompts import FramePrompt
 from moseg.segmentation.sam2_prompted import IGNORED_KEYS, Sam2Follower, label_objects
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+CONF = Path(__file__).resolve().parents[1] / "moseg" / "conf"
 T, H, W = 8, 48, 64
 R = 4  # radius of the fake's discs (px)
 V = (2, 1)  # the fake's motion (dx, dy) px per frame
@@ -348,6 +348,7 @@ def real(tmp_path_factory) -> Sam2Follower:
     return real_follower(tmp_path_factory.mktemp("sam2"))
 
 
+@pytest.mark.slow
 def test_real_predictor_prompt_and_add_mask(real):
     pred = real.predictor
     assert isinstance(pred, Sam2Predictor) and pred.model.image_size == 128
@@ -386,6 +387,7 @@ def test_real_predictor_prompt_and_add_mask(real):
         pred.release()
 
 
+@pytest.mark.slow
 def test_real_follower_end_to_end_deterministic(real, tmp_path):
     frames_ = real_frames()
     carried_mask = np.zeros((RH, RW), bool)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from data_prep.synthetic import (
+from moseg.datasets.synthetic import (
     CLASSES,
     RealisticTracker,
     _layer_depth,
@@ -51,6 +51,7 @@ def test_same_seed_same_clip_other_seed_other_clip():
     assert not np.array_equal(a.frames, c.frames)
 
 
+@pytest.mark.slow
 def test_split_is_identical_whatever_the_worker_count(tmp_path):
     cfg = tiny_config()
     generate_split(tmp_path / "one", "train", 4, cfg, seed=3, workers=1)
@@ -149,6 +150,7 @@ def test_semantic_features_carry_the_class():
     assert len(np.unique(c)) >= 4 and len(CLASSES) > 4
 
 
+@pytest.mark.slow
 def test_realistic_tracker_corrupts_like_a_tracker():
     exact_cfg = tiny_config(num_tracks=600)
     real_cfg = tiny_config(
@@ -176,6 +178,7 @@ def test_realistic_tracker_corrupts_like_a_tracker():
     assert swaps > 0 and lost > 0
 
 
+@pytest.mark.slow
 def test_generate_split_resumes_and_refuses_mixed_settings(tmp_path):
     cfg = tiny_config()
     first = generate_split(tmp_path, "train", 3, cfg, seed=0, workers=1)
@@ -199,6 +202,7 @@ def test_clip_seed_depends_on_split_and_index():
     assert a != np.random.default_rng(clip_seed(0, "train", 1)).random()
 
 
+@pytest.mark.slow
 def test_hydra_entry_point_writes_valid_files(tmp_path):
     root = Path(__file__).resolve().parents[1]
     cmd = [

@@ -1,12 +1,12 @@
-"""Synthetic videos for the real tracker (data_prep/synthetic_video.py): the DAVIS-layout export
-that data_prep.davis reads back, masks of the moving objects only, resume and refusal."""
+"""Synthetic videos for the real tracker (moseg/datasets/synthetic_video.py): the DAVIS-layout
+export that data_prep.davis reads back, masks of the moving objects only, resume and refusal."""
 
 import numpy as np
 import pytest
 
-from data_prep.davis import list_sequences, read_sequence
-from data_prep.synthetic import SynthConfig, build_scene, render
-from data_prep.synthetic_video import SCENE_KEYS, clip_name, generate, make_clip, moving_masks
+from moseg.datasets.davis import list_sequences, read_sequence
+from moseg.datasets.synthetic import SynthConfig, build_scene, render
+from moseg.datasets.synthetic_video import SCENE_KEYS, clip_name, generate, make_clip, moving_masks
 
 SMALL = dict(
     height=72,

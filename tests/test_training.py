@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from moseg.config import CONF_DIR, compose, mixtures
+from moseg.config import CONF_DIR, compose, mixture_names
 from moseg.training import TrackClassifierModule, load_classifier, track_loss, warmup_cosine
 from moseg.training.run import run
 
@@ -60,13 +61,26 @@ def config_options(group: str) -> list[str]:
     )
 
 
-def test_mixture_files_are_up_to_date():
-    for fname, text in mixtures().items():
-        p = CONF_DIR / "data" / fname
-        assert p.exists() and p.read_text() == text, f"{p}: run `python -m moseg.config`"
+def test_mixtures_are_composed_on_demand_not_stored():
+    """No file per combination: data/ holds the shared part and the synthetic default only."""
+    assert sorted(p.name for p in (CONF_DIR / "data").glob("*.yaml")) == [
+        "_loader.yaml",
+        "synthetic.yaml",
+    ]
+    assert len(mixture_names()) == 30  # every non-empty subset of 5 sources but synthetic alone
 
 
-@pytest.mark.parametrize("data", config_options("data"))
+@pytest.mark.slow
+def test_mixture_in_any_order_and_bad_names(tmp_path):
+    cfg = compose("train", ["data=hoi4d+kubric", f"paths.output_dir={tmp_path}"])
+    assert list(cfg.data.sources) == ["hoi4d", "kubric"] and cfg.data.name == "hoi4d+kubric"
+    for bad in ("kubric+nope", "kubric+kubric"):
+        with pytest.raises(Exception, match=re.escape(f"data/{bad}")):
+            compose("train", [f"data={bad}", f"paths.output_dir={tmp_path}"])
+
+
+@pytest.mark.parametrize("data", [*mixture_names(), "synthetic"])
+@pytest.mark.slow
 def test_every_data_mixture_composes_and_instantiates(data, tmp_path):
     cfg = compose("train", [f"data={data}", f"paths.output_dir={tmp_path}"])
     dm = hydra.utils.instantiate(cfg.data.module)
@@ -77,6 +91,7 @@ def test_every_data_mixture_composes_and_instantiates(data, tmp_path):
         assert w == {"kubric": 0.35, "dynamic_replica": 0.35, "hoi4d": 0.30}
 
 
+@pytest.mark.slow
 def test_mixture_weight_override_and_zero_weight(tmp_path):
     cfg = compose(
         "train",
@@ -94,6 +109,7 @@ def test_mixture_weight_override_and_zero_weight(tmp_path):
     + [[f"logger={lg}"] for lg in config_options("logger")]
     + [["model/optim=adamw_cosine"]],
 )
+@pytest.mark.slow
 def test_every_config_composes_and_instantiates(over, tmp_path):
     cfg = compose("train", [*over, f"paths.output_dir={tmp_path}"])
     module = hydra.utils.instantiate(cfg.model.module, val_sources=["a"])
@@ -110,11 +126,13 @@ def test_every_config_composes_and_instantiates(over, tmp_path):
     hydra.utils.instantiate(cfg.trainer, logger=False, callbacks=[])
 
 
+@pytest.mark.slow
 def test_experiments_override_the_run_name(tmp_path):
     cfg = compose("train", ["experiment=ablation/no_depth", f"paths.output_dir={tmp_path}"])
     assert cfg.run_name == "small-no_depth-synthetic" and cfg.model.net.use_depth is False
 
 
+@pytest.mark.slow
 def test_paper_model_from_config_has_the_published_size(tmp_path):
     cfg = compose("train", ["experiment=paper", f"paths.output_dir={tmp_path}"])
     module = hydra.utils.instantiate(cfg.model.module, val_sources=["kubric"])
@@ -151,6 +169,7 @@ def test_warmup_cosine_schedule():
 
 
 # ----------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_fast_dev_run(tmp_path, data_root):
     cfg = compose(
         "train", [*tiny_overrides(tmp_path / "run", data_root), "+trainer.fast_dev_run=true"]
@@ -159,6 +178,7 @@ def test_fast_dev_run(tmp_path, data_root):
     assert (tmp_path / "run" / "config.yaml").exists()
 
 
+@pytest.mark.slow
 def test_train_then_resume_continues_the_step_count(tmp_path, data_root, capsys):
     first = tmp_path / "first"
     cfg = compose("train", tiny_overrides(first, data_root))
@@ -224,6 +244,7 @@ def _train_py(args: list[str], tmp: Path, env_extra: dict | None = None, timeout
     return proc
 
 
+@pytest.mark.slow
 def test_cpu_ddp_two_processes_with_wandb_offline(tmp_path, data_root):
     over = [o for o in tiny_overrides(tmp_path, data_root) if not o.startswith("paths.output_dir")]
     over = [o.replace("logger=none", "logger=wandb") for o in over]
@@ -242,6 +263,7 @@ def test_cpu_ddp_two_processes_with_wandb_offline(tmp_path, data_root):
     assert summary["finished"]
 
 
+@pytest.mark.slow
 def test_missing_checkpoint_stops_before_any_work(tmp_path):
     cfg = compose("train", [f"paths.output_dir={tmp_path}/run", f"ckpt_path={tmp_path}/nope.ckpt"])
     with pytest.raises(SystemExit, match="nope.ckpt: no such checkpoint file"):

@@ -1,7 +1,8 @@
 """Synthetic scene generation speed: clips per second written to disk, every core used.
 
 Target (issue 2): 200 clips of 24 frames at 256x256 with about 2000 tracks in at most 120 s on
-the 2-core machine. Uses the generator settings of conf/dataset/synthetic.yaml (realistic tracker
+the 2-core machine. Uses the generator settings of moseg/conf/dataset/synthetic.yaml
+(realistic tracker
 on, no RGB frames stored, as for training). Process start-up is included.
 
     python benchmarks/perf/synthetic_speed.py [--clips 200] [--workers N]
@@ -18,8 +19,8 @@ import shutil
 import tempfile
 import time
 
-from data_prep.synthetic import SynthConfig, generate_split
 from moseg.config import compose
+from moseg.datasets.synthetic import SynthConfig, generate_split
 
 
 def main() -> None:

@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from data_prep.synthetic import SynthConfig, generate_split
 from moseg.data import SamplingSpec, TrackDataModule, collate, read_sample
+from moseg.datasets.synthetic import SynthConfig, generate_split
 from moseg.io import SequenceFile, list_sequences
 from moseg.models import ClassifierConfig, TrackClassifier, count_parameters
 

@@ -2,7 +2,7 @@
 
 For each clip (default 256x256, 24 frames, moving camera and objects), the tracker runs on the
 rendered frames; every track's query point is then mapped onto the surface under it and projected
-exactly into every frame (data_prep.synthetic.ground_truth_tracks). Prints
+exactly into every frame (moseg.datasets.synthetic.ground_truth_tracks). Prints
 
 - ``tracker_median_err_px``: median position error over points visible in the ground truth and
   reported visible by the tracker (TAP-Vid's convention for position accuracy),
@@ -26,8 +26,8 @@ import numpy as np
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from data_prep.synthetic import SynthConfig, generate_clip, ground_truth_tracks
 from moseg.config import CONF_DIR
+from moseg.datasets.synthetic import SynthConfig, generate_clip, ground_truth_tracks
 from moseg.prep.trackers.flow import FlowTracker
 
 
@@ -50,7 +50,7 @@ def main() -> None:
     ap.add_argument(
         "overrides",
         nargs="*",
-        help="tracker settings over conf/tracker/opencv.yaml, e.g. preset=fast",
+        help="tracker settings over moseg/conf/tracker/opencv.yaml, e.g. preset=fast",
     )
     ap.add_argument("--threads", type=int, default=0, help="OpenCV threads (0: default)")
     args = ap.parse_args()

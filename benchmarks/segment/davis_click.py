@@ -31,12 +31,12 @@ def main() -> int:
     ap.add_argument("--bench", default="DAVIS2016", help="folder under --data (DAVIS layout)")
     ap.add_argument("--sequences", nargs="*", help="default: every sequence with masks")
     ap.add_argument("--out", type=Path, default=ROOT / "outputs" / "segment-davis-click")
-    ap.add_argument("--set", action="append", default=[], help="key=value of conf/segment.yaml")
+    ap.add_argument("--set", action="append", default=[], help="key=value of the segment config")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
     import moseg
-    from moseg.evaluation.masks import read_mask_png
+    from moseg.inference.masks import read_mask_png
     from moseg.metrics import evaluate_sequence
     from moseg.prep.frames import list_frame_files
     from moseg.segmentation.prompts import interior_point

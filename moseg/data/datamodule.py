@@ -1,8 +1,8 @@
 """LightningDataModule over one or several data sources in the HDF5 contract.
 
-A *source* (``conf/source/<name>.yaml``) is a folder of contract files with ``train``/``val``
+A *source* (``moseg/conf/source/<name>.yaml``) is a folder of contract files with ``train``/``val``
 sub-folders, a mixture weight and a :class:`~moseg.data.sampling.SamplingSpec`. A *mixture*
-(``conf/data/<a>+<b>.yaml``) is a set of sources. Training draws a source by weight, then a file
+(``moseg/conf/data/<a>+<b>.yaml``) is a set of sources. Training draws a source by weight, then a file
 uniformly, then a sample with a seed derived from (run seed, epoch, position): samples do not
 depend on the number of workers or processes.
 """
@@ -229,7 +229,7 @@ def collate(samples: list[Sample], feature_dim: int = 0) -> dict[str, Any]:
 class TrackDataModule(L.LightningDataModule):
     """Train on a weighted mixture of sources; validate on each source's val split separately.
 
-    ``sources`` maps a name to a source config (``conf/source/*.yaml``); a source with weight 0
+    ``sources`` maps a name to a source config (``moseg/conf/source/*.yaml``); a source with weight 0
     is skipped entirely and need not exist."""
 
     def __init__(
@@ -286,7 +286,7 @@ class TrackDataModule(L.LightningDataModule):
                 continue
             # the generator keeps finished clips and checks its manifest, so a split left
             # incomplete by an interrupted run is finished rather than used half-made
-            from data_prep.synthetic import prepare
+            from moseg.datasets.synthetic import prepare
 
             log.info("making data source %r in %s", s.name, s.root)
             prepare(s.prepare)

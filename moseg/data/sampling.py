@@ -38,7 +38,7 @@ class Sample:
 
 @dataclass(frozen=True)
 class SamplingSpec:
-    """How to cut a sample out of a file (one per data source; see ``conf/source/*.yaml``)."""
+    """How to cut a sample out of a file (one per data source; see ``moseg/conf/source/*.yaml``)."""
 
     num_tracks: tuple[int, ...] = (1024,)  # drawn uniformly per sample; capped at what exists
     num_frames: int = 24  # window length (fewer if the clip is shorter)

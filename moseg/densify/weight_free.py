@@ -3,7 +3,7 @@
 Shapes: ``T`` frames of ``H x W``; ``N`` tracks; ``K`` objects; ``h x w`` the working resolution
 (``scale`` times the frame size).
 
-Stages (each switchable, see conf/densify/weight_free.yaml and docs/densify-weight-free.md):
+Stages (each switchable, see moseg/conf/densify/weight_free.yaml and docs/densify-weight-free.md):
 
 1. **Vote** (:func:`moseg.densify.grouping.vote_labels`): each visible point takes the mean label
    of its ``vote_k`` nearest visible neighbours in that frame; at least ``vote_threshold`` makes

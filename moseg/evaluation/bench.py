@@ -1,7 +1,8 @@
 """A benchmark: where its sequences are, how to read their ground truth, how to score them.
 
-One yaml per benchmark (``conf/bench/<id>.yaml``) fills :class:`BenchSpec`; the reader is chosen
-by the data ``format`` (a ``data_prep.davis`` layout), never by the benchmark's name.
+One yaml per benchmark (``moseg/conf/bench/<id>.yaml``) fills :class:`BenchSpec`; the reader is
+chosen
+by the data ``format`` (a ``moseg.datasets.davis`` layout), never by the benchmark's name.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from data_prep.common import InputError, to_dict
-from data_prep.davis import (
+from moseg.config import to_plain
+from moseg.datasets.common import InputError
+from moseg.datasets.davis import (
     LAYOUTS,
     GroundTruth,
     LayoutOptions,
@@ -30,7 +32,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class BenchSpec:
-    """The settings of ``conf/bench/<id>.yaml`` (see ``conf/bench/davis2016.yaml``)."""
+    """The settings of ``moseg/conf/bench/<id>.yaml`` (see ``moseg/conf/bench/davis2016.yaml``)."""
 
     id: str
     format: str
@@ -61,7 +63,7 @@ class BenchSpec:
 
     @classmethod
     def from_cfg(cls, cfg: Any) -> BenchSpec:
-        d = dict(to_dict(cfg))
+        d = dict(to_plain(cfg))
         known = set(cls.__dataclass_fields__)
         unknown = set(d) - known
         if unknown:
@@ -84,7 +86,7 @@ class BenchSpec:
         if not self.root.exists():
             raise InputError(
                 f"bench {self.id}: root {self.root} does not exist. Put the dataset there or set "
-                f"paths.data_dir=... / bench.root=... (README: Benchmarks)"
+                f"paths.data_dir=... / bench.root=... (docs/benchmarks.md)"
             )
 
     def list(self) -> list[str]:

@@ -25,12 +25,13 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from data_prep.common import prep_config, sequence_jobs, to_dict
-from data_prep.davis import VERSION as DAVIS_VERSION
-from data_prep.davis import sequence_dirs
+from moseg.config import to_plain
+from moseg.datasets.common import prep_config, sequence_jobs
+from moseg.datasets.davis import VERSION as DAVIS_VERSION
+from moseg.datasets.davis import sequence_dirs
 from moseg.evaluation.bench import BenchSpec, scored_frames
-from moseg.evaluation.classify import build_classifier, classify_tracks, resolve_checkpoint
-from moseg.evaluation.masks import (
+from moseg.inference import Segmenter, resolve_checkpoint
+from moseg.inference.masks import (
     MaskError,
     clean_temp_folders,
     read_sequence_masks,
@@ -57,7 +58,7 @@ class EvaluationError(RuntimeError):
 # Preprocessing (cached)
 # ----------------------------------------------------------------------------------------------
 def preprocess_jobs(cfg: DictConfig, bench: BenchSpec, seqs: list[str]) -> list[Job]:
-    """One ``data_prep.davis:convert`` job per sequence, writing into a cache folder keyed by
+    """One ``moseg.datasets.davis:convert`` job per sequence, writing into a cache folder keyed by
     every setting that changes the file (so other settings never overwrite it)."""
     common = {
         "layout": bench.format,
@@ -76,7 +77,7 @@ def preprocess_jobs(cfg: DictConfig, bench: BenchSpec, seqs: list[str]) -> list[
     return sequence_jobs(
         found,
         out,
-        "data_prep.davis:convert",
+        "moseg.datasets.davis:convert",
         common,
         DAVIS_VERSION,
         name_key="sequence",
@@ -116,18 +117,15 @@ def predict_sequence(
     name: str,
     h5: Path,
     bench: BenchSpec,
-    classifier: Any,
-    densifier: Any,
-    decide_kw: dict[str, Any],
+    segmenter: Segmenter,
     out_dir: Path,
 ) -> tuple[dict[str, Any], Frames, np.ndarray]:
-    """Classify, densify and write the masks of one sequence; returns its record, its frames
-    and the masks at the frames' size (for overlays, so nothing is read twice)."""
+    """Classify, densify (:class:`moseg.inference.Segmenter`, as ``moseg segment`` does) and
+    write the masks of one sequence; returns its record, its frames and the masks at the
+    frames' size (for overlays, so nothing is read twice)."""
     t0 = time.perf_counter()
     # the tracks and what a classifier may use; not the stored ground-truth masks
     seq = load_sequence(h5, fields=CLASSIFIER_FIELDS)
-    tracks, moving, keep, threshold = classify_tracks(classifier, seq, decide_kw)
-    t1 = time.perf_counter()
     frames = read_bench_frames(bench, name)
     if frames.size != (seq.height, seq.width) or frames.num_frames != seq.num_frames:
         raise EvaluationError(
@@ -135,8 +133,9 @@ def predict_sequence(
             f"the frames read now are {frames.num_frames} of {frames.size[1]}x{frames.size[0]}; "
             f"delete {h5} and rerun"
         )
-    t2 = time.perf_counter()
-    res = densifier(frames.frames, tracks)
+    t1 = time.perf_counter()
+    out = segmenter(seq, frames.frames)
+    moving, keep, res = out.moving, out.keep, out.result
     t3 = time.perf_counter()
     masks = res.masks
     dropped = 0
@@ -166,15 +165,15 @@ def predict_sequence(
         "tracks": int(seq.num_tracks),
         "classified": int(keep.sum()),
         "moving": int(moving.sum()),
-        "threshold": threshold,
-        "missing_inputs": list(getattr(classifier, "missing_inputs", [])),
+        "threshold": out.threshold,
+        "missing_inputs": list(getattr(segmenter.classifier, "missing_inputs", [])),
         "track_accuracy": float(correct.sum() / max(1, (labelled & keep).sum())),
         "objects": int(res.num_objects),
         "objects_dropped": int(dropped),
         "seconds": {
-            "classify": round(t1 - t0, 3),
-            "read_frames": round(t2 - t1, 3),
-            "densify": round(t3 - t2, 3),
+            "classify": out.seconds["classify"],
+            "read_frames": round(t1 - t0, 3),
+            "densify": out.seconds["densify"],
             "write": round(t4 - t3, 3),
         },
         "densify_info": json.loads(json.dumps(res.info, default=str)),
@@ -328,7 +327,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
 
 def _allow_missing_depth(cfg: DictConfig) -> bool:
-    """``allow_missing_depth`` (top level; conf/classifier passes it on to the model classifier
+    """``allow_missing_depth`` (top level; moseg/conf/classifier passes it on to the model
+    classifier
     as ``classifier.model.allow_missing_depth``, which may also be set on its own)."""
     model = (cfg.get("classifier") or {}).get("model") or {}
     return bool(cfg.get("allow_missing_depth", False) or model.get("allow_missing_depth", False))
@@ -372,7 +372,7 @@ def settings_digest(cfg: DictConfig) -> str:
     """A digest of every setting that changes a sequence's masks (so a resumed run never mixes
     sequences made with different settings)."""
     keys = ("bench", "tracker", "depth", "features", "densify", "classifier", "prep", "ckpt")
-    plain = {k: to_dict(cfg.get(k)) for k in keys}
+    plain = {k: to_plain(cfg.get(k)) for k in keys}
     plain["bench"] = {  # everything but the choice of sequences and the name
         k: v for k, v in (plain["bench"] or {}).items() if k not in ("id", "sequences")
     }
@@ -415,21 +415,14 @@ def _run_pipeline(
     if not todo:
         return records
     # the classifier first: a broken or mismatched checkpoint stops before any preprocessing
-    c = cfg.classifier
-    classifier = build_classifier(str(c.kind), resolve_checkpoint(cfg.get("ckpt")), to_dict(c))
+    # (thresholds null: the classifier's own rule, the reference's list for a model; 0.5 for
+    # geometric and oracle, whose scores are not model probabilities)
+    segmenter = Segmenter.from_config(cfg.classifier, cfg.get("ckpt"), densifier=None)
     files, prep_s = preprocess_all(cfg, bench, todo)
-    densifier = hydra.utils.instantiate(cfg.densify)
-    # null: the classifier's own rule (the reference's list for a model; 0.5 for geometric and
-    # oracle, whose scores are not model probabilities)
-    thresholds = c.thresholds if c.get("thresholds") is not None else classifier.thresholds
-    decide_kw = {
-        "thresholds": [float(x) for x in thresholds],
-        "min_moving": int(c.min_moving),
-        "fallback_top": int(c.fallback_top),
-    }
+    densifier = segmenter.densifier = hydra.utils.instantiate(cfg.densify)
     log.info(
         "pipeline: classifier %s, densifier %s, %d sequences",
-        getattr(classifier, "name", classifier),
+        segmenter.name,
         getattr(densifier, "name", densifier),
         len(todo),
     )
@@ -438,16 +431,14 @@ def _run_pipeline(
     for s in bar:
         bar.set_postfix_str(s, refresh=False)
         try:
-            rec, frames, masks = predict_sequence(
-                s, files[s], bench, classifier, densifier, decide_kw, out_dir
-            )
+            rec, frames, masks = predict_sequence(s, files[s], bench, segmenter, out_dir)
         except Exception as e:  # record and go on: one bad sequence must not lose the others
             log.exception("%s failed", s)
             failed.append(f"{s}: {type(e).__name__}: {e}")
             continue
         rec["settings_digest"] = digest
         rec["preprocess_s"] = prep_s.get(s)
-        rec["classifier"] = getattr(classifier, "name", str(classifier))
+        rec["classifier"] = segmenter.name
         rec["densifier"] = getattr(densifier, "name", str(densifier))
         try:
             _overlays(cfg, s, frames, masks, out_dir)

@@ -13,8 +13,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from data_prep.common import InputError
-from moseg.evaluation.masks import write_mask_png
+from moseg.datasets.common import InputError
+from moseg.inference.masks import write_mask_png
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def write_synthetic_bench(
     ``Annotations/<res>/<clip>/00000.png`` palette PNGs, ``ImageSets/2017/<split>.txt``). The
     tree is built in a temporary folder and renamed into place, so ``root`` is complete or
     absent."""
-    from data_prep.synthetic import SynthConfig, clip_seed, generate_clip
+    from moseg.datasets.synthetic import SynthConfig, clip_seed, generate_clip
 
     root = Path(root)
     cfg = SynthConfig.from_dict({**dict(generator or {}), "save_frames": True, "save_masks": True})

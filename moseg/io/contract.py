@@ -294,7 +294,7 @@ class ContractError(ValueError):
 
 
 # ----------------------------------------------------------------------------------------------
-# Storage layout. Chosen by measurement (benchmarks/storage/h5_layout.py, docs/data-contract.md):
+# Storage layout. Chosen by measurement (benchmarks/tools/h5_layout.py, docs/data-contract.md):
 # per-track arrays are read whole for a training sample, so they get one chunk along time and
 # blocks of tracks; image-like arrays get one chunk per frame so a sample reads only its frames.
 # lzf compresses masks, visibility and depth well at a fraction of gzip's cost; fletcher32

@@ -51,7 +51,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-# what our own TrackClassifier does differently, and why (the README's table is made from this)
+# what our own TrackClassifier does differently, and why (docs/release-checkpoint.md lists them)
 DIFFERENCES: tuple[tuple[str, str, str], ...] = (
     (
         "depth lookup",

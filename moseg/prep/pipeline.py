@@ -2,7 +2,8 @@
 
 Every converter and ``moseg preprocess`` go through :func:`preprocess`, so real videos, benchmark
 clips and training data get the same tracker, depth and features. ``prep`` is the plain-dict form
-of the ``tracker``, ``depth``, ``features`` and ``prep`` config groups (see conf/prepare.yaml).
+of the ``tracker``, ``depth``, ``features`` and ``prep`` config groups (see
+moseg/conf/prepare.yaml).
 """
 
 from __future__ import annotations

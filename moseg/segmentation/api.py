@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from moseg.evaluation.masks import read_mask_png
+from moseg.inference.masks import read_mask_png
 from moseg.segmentation.prompts import Box, Point, Prompt, as_prompts
 
 PromptLike = Prompt | str | Sequence[float]
@@ -133,7 +133,7 @@ def segment(
     frame)`` or :class:`Point`), ``boxes`` (``"X0,Y0,X1,Y1[@F]"``, 4-tuples or :class:`Box`)
     and ``prompts`` (``{object id: [...]}``) pick objects instead. ``method``: auto (SAM2 when
     its checkpoint exists, else weight-free) | sam2 | weight_free. ``ckpt``: classifier
-    checkpoint (auto: the shipped one). ``overrides``: any ``key=value`` of conf/segment.yaml.
+    checkpoint (auto: the shipped one). ``overrides``: any ``key=value`` of moseg/conf/segment.yaml.
     A rerun into the same ``out`` resumes (or returns at once when finished)."""
     from moseg.config import compose
     from moseg.segmentation.run import plan, run

@@ -46,9 +46,10 @@ import numpy as np
 from omegaconf import DictConfig
 from tqdm import tqdm
 
-from data_prep.common import prep_config, to_dict
-from moseg.densify.base import DensifyResult, TrackSet
-from moseg.evaluation.masks import read_mask_png, write_mask_png
+from moseg.config import to_plain
+from moseg.datasets.common import prep_config
+from moseg.densify.base import TrackSet
+from moseg.inference.masks import read_mask_png, write_mask_png
 from moseg.prep.frames import Frames, FrameSpec, Source, iter_frames, probe, resize_longest
 from moseg.segmentation.prompts import (
     MAX_OBJECT_ID,
@@ -120,9 +121,9 @@ def settings_digest(cfg: DictConfig, src: Source, prompts: Seq[Prompt], method: 
     the prompts, the path taken and every setting but the output's."""
     keys = ("tracker", "depth", "features", "classifier", "frames", "chunk", "follow", "prep")
     keys += ("ckpt", "seed", "fps")
-    plain = {k: to_dict(cfg.get(k)) for k in keys}
+    plain = {k: to_plain(cfg.get(k)) for k in keys}
     prompted_weight_free = bool(prompts) and method == "weight_free"  # uses follow, not a group
-    plain["densify"] = None if prompted_weight_free else to_dict(cfg.get(method))
+    plain["densify"] = None if prompted_weight_free else to_plain(cfg.get(method))
     p = Path(src.path)
     plain["video"] = [str(p.resolve()), src.total_frames, list(src.size), p.stat().st_mtime_ns]
     plain["prompts"] = [repr(x) for x in prompts]
@@ -262,7 +263,7 @@ class Job:
 def plan(cfg: DictConfig, video: str | Path, out: str | Path, prompts: Seq[Prompt]) -> Job:
     """Check the video, the prompts and the settings; plan the chunks. Writes nothing."""
     src = probe(video, fps=float(cfg.get("fps", 24.0)))
-    spec = FrameSpec.from_dict(to_dict(cfg.frames))
+    spec = FrameSpec.from_dict(to_plain(cfg.frames))
     kept = spec.select(src.total_frames)
     if len(kept) == 0:
         raise PromptError(
@@ -304,7 +305,7 @@ class _Algorithms:
     def __init__(self, job: Job):
         from hydra.utils import instantiate
 
-        from moseg.evaluation.classify import build_classifier, resolve_checkpoint
+        from moseg.inference import Segmenter, resolve_checkpoint
 
         cfg = job.cfg
         self.job = job
@@ -313,26 +314,22 @@ class _Algorithms:
         self.densifier = None
         self.ckpt = None
         if job.mode == "automatic":
-            c = cfg.classifier
             self.ckpt = resolve_checkpoint(cfg.get("ckpt"))
-            self.classifier = build_classifier(str(c.kind), self.ckpt, to_dict(c))
-            th = c.thresholds if c.get("thresholds") is not None else self.classifier.thresholds
-            self.decide_kw = {
-                "thresholds": [float(x) for x in th],
-                "min_moving": int(c.min_moving),
-                "fallback_top": int(c.fallback_top),
-            }
-            self.densifier = instantiate(cfg[job.method])
+            self.segmenter = Segmenter.from_config(
+                cfg.classifier, self.ckpt, instantiate(cfg[job.method])
+            )
+            self.classifier = self.segmenter.classifier
+            self.densifier = self.segmenter.densifier
         elif job.method == "sam2":
             from moseg.segmentation.sam2_prompted import Sam2Follower
 
-            kw = {k: v for k, v in to_dict(cfg.sam2).items() if k != "_target_"}
+            kw = {k: v for k, v in to_plain(cfg.sam2).items() if k != "_target_"}
             self.follower = Sam2Follower(**kw)
         else:
             from moseg.segmentation.follow import TrackFollower
 
             # follow.densifier: only what differs from the follower's own densifier settings
-            self.follower = TrackFollower(**(to_dict(cfg.get("follow")) or {}))
+            self.follower = TrackFollower(**(to_plain(cfg.get("follow")) or {}))
 
     @property
     def needs_tracks(self) -> bool:
@@ -361,8 +358,6 @@ def process_chunk(
 ) -> tuple[np.ndarray, dict[str, Any], int]:
     """Masks ``[Tc, h, w]`` (global ids) of chunk ``c`` from its ``frames [Tc, h, w, 3]``;
     ``prev [O, h, w]``: the masks already written for its first ``O`` frames."""
-    from moseg.evaluation.classify import classify_tracks
-
     a, b = job.chunks[c]
     T = len(frames)
     times: dict[str, float] = {}
@@ -385,11 +380,9 @@ def process_chunk(
     t1 = time.perf_counter()
     notes: list[str] = []
     if job.mode == "automatic":
-        ts, moving, _, threshold = classify_tracks(algos.classifier, seq, algos.decide_kw)
-        times["classify"] = time.perf_counter() - t1
-        t2 = time.perf_counter()
-        res: DensifyResult = algos.densifier(frames, ts)
-        times["densify"] = time.perf_counter() - t2
+        out = algos.segmenter(seq, frames)  # the same step as evaluate.py's
+        moving, threshold, res = out.moving, out.threshold, out.result
+        times.update(out.seconds)
         local = res.masks
         num = int(local.max()) if local.size else 0
         O = len(prev)

@@ -68,7 +68,7 @@ from moseg.segmentation.prompts import MAX_OBJECT_ID, FramePrompt
 
 log = logging.getLogger(__name__)
 
-# Keys of conf/densify/sam2.yaml that are not settings of the model (Sam2Predictor): Hydra's
+# Keys of moseg/conf/densify/sam2.yaml that are not settings of the model (Sam2Predictor): Hydra's
 # target and the automatic densifier's algorithm (moseg.densify.sam2.Sam2Params). Accepted and
 # ignored, so the whole densify config can be passed.
 IGNORED_KEYS = (
@@ -227,7 +227,7 @@ class Sam2Follower:
 
     ``predictor``: any :class:`PromptablePredictor` (a fake in tests); without one a
     :class:`Sam2Predictor` is built from ``predictor_kwargs``, the model section of
-    ``conf/densify/sam2.yaml`` (model, checkpoint, image_size, device, dtype, offload_*, ...).
+    ``moseg/conf/densify/sam2.yaml`` (model, checkpoint, image_size, device, dtype, offload_*, ...).
     The keys in :data:`IGNORED_KEYS` (that yaml's algorithm knobs and ``_target_``) are accepted
     and ignored, so the whole densify config can be passed; any other key is an error."""
 

@@ -3,7 +3,7 @@
 Keeps the network's weights (float16 unless ``--fp32``) and config, drops the optimizer state,
 and can store the decision thresholds chosen for the model (``--thresholds 0.8,0.7,0.6,0.5``),
 which ``evaluate.py`` and ``moseg segment`` then use instead of the reference's. This is how
-``checkpoints/classifier.ckpt`` is made (README, "Accuracy on real video").
+``moseg/checkpoints/classifier.ckpt`` is made (docs/real-video.md).
 """
 
 from __future__ import annotations

@@ -1,0 +1,1 @@
+"""Converters and generators that write the moseg HDF5 data contract."""

@@ -1,0 +1,65 @@
+"""`make bench` runs every script of ``benchmarks/run_all.py``'s list without arguments: each must
+parse an empty command line (no required argument), answer ``--help`` with exit code 0 (so its
+imports work from the installed package) and leave ``sys.path`` alone. Nothing heavy is run:
+``--help`` exits inside argparse, before a script's work starts."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import runpy
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "benchmarks"
+
+
+def bench_scripts() -> list[Path]:
+    """``benchmarks/run_all.py``'s own discovery (the list `make bench` runs)."""
+    spec = importlib.util.spec_from_file_location("moseg_bench_run_all", BENCH / "run_all.py")
+    run_all = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(run_all)
+    return run_all.scripts()
+
+
+SCRIPTS = bench_scripts()
+
+
+def test_run_all_finds_the_figure_scripts_and_no_tool():
+    names = [p.relative_to(BENCH).as_posix() for p in SCRIPTS]
+    assert "davis2016/davis_moving.py" in names and "release/parity.py" in names
+    assert not [n for n in names if n.startswith("tools/") or "/" not in n]
+    tools = {p.name for p in (BENCH / "tools").glob("*.py")}
+    assert {"tune_decision.py", "worst_overlays.py", "track_ap.py"} <= tools
+
+
+def test_no_benchmark_script_edits_sys_path():
+    offenders = [str(p) for p in sorted(BENCH.rglob("*.py")) if "sys.path" in p.read_text()]
+    assert not offenders, f"import the installed moseg instead: {offenders}"
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.relative_to(BENCH).as_posix())
+def test_bench_script_needs_no_argument_and_answers_help(script, monkeypatch, capsys):
+    # a script that never parses its command line would run the whole benchmark on --help
+    assert "parse_args(" in script.read_text(), f"{script}: take options with argparse"
+    required: list[str] = []
+    parse = argparse.ArgumentParser.parse_known_args
+
+    def parse_known_args(self, args=None, namespace=None):
+        # argparse marks a ``nargs="*"`` positional required, yet zero values satisfy it
+        free = ("*", "?", argparse.REMAINDER)
+        required.extend(a.dest for a in self._actions if a.required and a.nargs not in free)
+        return parse(self, args, namespace)
+
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_known_args", parse_known_args)
+    monkeypatch.setattr(sys, "argv", [str(script), "--help"])
+    # in this process, as `python SCRIPT --help` would run it (the imports are shared with the
+    # other tests, so this costs next to nothing)
+    with pytest.raises(SystemExit) as exit_:
+        runpy.run_path(str(script), run_name="__main__")
+    assert exit_.value.code in (0, None), f"{script} --help exited {exit_.value.code}"
+    assert capsys.readouterr().out.startswith("usage:")
+    assert not required, f"{script} requires {required}: `make bench` passes no argument"
