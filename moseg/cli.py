@@ -166,8 +166,6 @@ def cmd_segment(args: argparse.Namespace) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     overrides = list(args.overrides)
-    if args.method:
-        overrides.append(f"method={args.method}")
     if args.overwrite:
         overrides.append("overwrite=true")
     if args.no_overlay:
@@ -286,9 +284,10 @@ def main(argv: list[str] | None = None) -> int:
         description="Segment VIDEO (mp4/mov/avi/... or a folder of frames) into DIR: "
         "masks/<frame>.png (indexed, one id per object), overlay.mp4 and objects.json. Without "
         "prompts every moving object is found; with --point/--box only those objects are "
-        "followed. SAM2 is used when its checkpoint exists (sam2.checkpoint=PATH), else the "
-        "weight-free CPU path. A rerun with the same --out resumes. Settings as key=value "
-        "overrides of moseg/conf/segment.yaml, e.g. frames.longest_side=640 chunk.size=64.",
+        "followed. The densifier is spelled as in evaluate.py: densify=weight_free (the "
+        "default, CPU) or densify=sam2 densify.checkpoint=PATH. A rerun with the same --out "
+        "resumes. Settings as key=value overrides of moseg/conf/segment.yaml, e.g. "
+        "frames.longest_side=640 chunk.size=64.",
         epilog="Coordinates are pixels of the original video; FRAME is the 0-based frame "
         "number (default 0). Example: moseg segment clip.mp4 --out seg --point 320,180 "
         "--point 300,240:neg --object 2 --box 10,20,110,140@15",
@@ -310,7 +309,6 @@ def main(argv: list[str] | None = None) -> int:
         metavar="ID",
         help="object id (1-254) of the prompts that follow (default 1)",
     )
-    g.add_argument("--method", choices=["auto", "sam2", "weight_free"], help="default: auto")
     g.add_argument("--ckpt", help="classifier checkpoint (default: the shipped one)")
     g.add_argument("--overwrite", action="store_true", help="replace an earlier result in --out")
     g.add_argument("--no-overlay", action="store_true", help="do not write overlay.mp4")

@@ -14,7 +14,7 @@ from moseg.data import (
     collate,
     read_sample,
 )
-from moseg.data.sampling import _window
+from moseg.data.samples import _window
 from moseg.datasets.synthetic import generate_split
 from moseg.io import SequenceFile, list_sequences
 from tests.conftest import tiny_config

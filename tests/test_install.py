@@ -4,6 +4,7 @@ shipped classifier travel inside it."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,8 +18,17 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_wheel_install_runs_from_another_folder(tmp_path):
     wheels, target, work = tmp_path / "wheels", tmp_path / "site", tmp_path / "work"
     work.mkdir()
+    # build from a copy, so that setuptools' build/ folder never lands in the repository
+    src = tmp_path / "src"
+    top = {".venv", ".git", "data", "outputs", "build", "moseg.egg-info"}
+
+    def skip(folder: str, names: list[str]) -> list[str]:
+        here = Path(folder) == ROOT
+        return [n for n in names if (here and n in top) or n == "__pycache__"]
+
+    shutil.copytree(ROOT, src, ignore=skip)
     pip = [sys.executable, "-m", "pip", "-q"]
-    build = [*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(ROOT)]
+    build = [*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(src)]
     subprocess.run(build, check=True, capture_output=True, timeout=300)
     (wheel,) = wheels.glob("moseg-*.whl")
     subprocess.run(

@@ -384,7 +384,7 @@ def test_prompted_ids_and_negative_clicks(clip, tmp_path):
         (None, ["--object", "0", "--point", "1,1"], "object ids must be 1..254"),
         (None, ["--point", "5,5:neg"], "only negative clicks"),
         (None, ["--point", "5,5@1", "frames.interval=2"], "not among the frames processed"),
-        (None, ["--method", "sam2"], "method=sam2 but the SAM2 checkpoint"),
+        (None, ["densify=sam2", "densify.checkpoint=/nope.pt"], "densify=sam2 but the SAM2"),
     ],
 )
 @pytest.mark.slow
@@ -449,15 +449,15 @@ def random_sam2_checkpoint(tmp_path_factory):
 def test_a_sam2_checkpoint_switches_to_the_sam2_path(
     prompted, random_sam2_checkpoint, clip, tmp_path, capsys
 ):
-    """With a checkpoint file configured, method=auto takes SAM2 (automatic: the SAM2
+    """densify=sam2 with a checkpoint file takes SAM2 (automatic: the SAM2
     densifier; prompted: SAM2 prompted directly) and says so; random weights make the masks
     meaningless, so only the path, the ids and the outputs are checked."""
     folder, frames, gt = clip
     short = write_folder(tmp_path / "short", frames[:8])
     out = tmp_path / "out"
     args = ["segment", str(short), "--out", str(out), "chunk.size=6", "chunk.overlap=2"]
-    args += [f"sam2.checkpoint={random_sam2_checkpoint}", "sam2.model=sam2.1_hiera_t"]
-    args += ["sam2.image_size=128", "sam2.device=cpu"]
+    args += ["densify=sam2", f"densify.checkpoint={random_sam2_checkpoint}"]
+    args += ["densify.model=sam2.1_hiera_t", "densify.image_size=128", "densify.device=cpu"]
     if prompted:
         x, y = interior_point(gt[0] == 1)
         args += ["--object", "4", "--point", f"{x},{y}", "--box", "200,130,290,210@2"]

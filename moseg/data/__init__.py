@@ -1,17 +1,19 @@
-"""Training data: samples cut from contract files, mixtures of sources, a LightningDataModule."""
+"""Training data: samples cut from contract files (``samples``), which sample next
+(``samplers``), mixtures of sources and the LightningDataModule (``datamodule``)."""
 
 from moseg.data.datamodule import (
     MissingSourceError,
-    MixtureSampler,
     Source,
     TrackDataModule,
     TrackDataset,
     collate,
 )
-from moseg.data.sampling import Augment, Sample, SamplingSpec, augment, read_sample
+from moseg.data.samplers import FixedSampler, MixtureSampler
+from moseg.data.samples import Augment, Sample, SamplingSpec, augment, read_sample
 
 __all__ = [
     "Augment",
+    "FixedSampler",
     "MissingSourceError",
     "MixtureSampler",
     "Sample",

@@ -1,7 +1,7 @@
 """LightningDataModule over one or several data sources in the HDF5 contract.
 
 A *source* (``moseg/conf/source/<name>.yaml``) is a folder of contract files with ``train``/``val``
-sub-folders, a mixture weight and a :class:`~moseg.data.sampling.SamplingSpec`. A *mixture*
+sub-folders, a mixture weight and a :class:`~moseg.data.samples.SamplingSpec`. A *mixture*
 (``moseg/conf/data/<a>+<b>.yaml``) is a set of sources. Training draws a source by weight, then a file
 uniformly, then a sample with a seed derived from (run seed, epoch, position): samples do not
 depend on the number of workers or processes.
@@ -22,7 +22,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 
 from moseg.config import to_plain
-from moseg.data.sampling import Augment, FileCache, Sample, SamplingSpec, augment, read_sample
+from moseg.data.samplers import FixedSampler, MixtureSampler
+from moseg.data.samples import Augment, FileCache, Sample, SamplingSpec, augment, read_sample
 from moseg.io import MissingDepthError, SequenceFile, list_sequences, missing_depth_message
 
 log = logging.getLogger(__name__)
@@ -81,65 +82,6 @@ def depth_status(path: Path) -> tuple[bool, str]:
         elif made_with != "none":
             made_with += ", but none was stored"
         return False, made_with
-
-
-def _dist() -> tuple[int, int]:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
-
-
-class MixtureSampler(Sampler):
-    """Yields ``(file_index, sample_seed)``: a source by weight, then a file uniformly.
-
-    Shards by rank under DDP (every rank gets ``num_samples // world`` items) and changes with
-    :meth:`set_epoch`, which Lightning calls."""
-
-    def __init__(self, sizes: list[int], weights: list[float], num_samples: int, seed: int):
-        w = np.asarray(weights, dtype=np.float64)
-        if (w < 0).any() or w.sum() <= 0:
-            raise ValueError(f"mixture weights {weights} must be >= 0 with a positive sum")
-        self.p = w / w.sum()
-        self.offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
-        self.sizes = np.asarray(sizes, dtype=np.int64)
-        self.num_samples = num_samples
-        self.seed = seed
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return self.num_samples // _dist()[1]
-
-    def __iter__(self) -> Iterator[tuple[int, int]]:
-        rank, world = _dist()
-        rng = np.random.default_rng([self.seed, self.epoch])
-        n = (self.num_samples // world) * world
-        src = rng.choice(len(self.p), size=n, p=self.p)
-        file = self.offsets[src] + (rng.random(n) * self.sizes[src]).astype(np.int64)
-        seeds = rng.integers(0, 2**63 - 1, size=n)
-        for i in range(rank, n, world):
-            yield int(file[i]), int(seeds[i])
-
-
-class FixedSampler(Sampler):
-    """Validation: every file ``repeats`` times with fixed seeds, sharded by rank."""
-
-    def __init__(self, num_files: int, repeats: int, seed: int):
-        self.items = [
-            (i, int(np.random.SeedSequence([seed, i, r]).generate_state(1)[0]))
-            for r in range(repeats)
-            for i in range(num_files)
-        ]
-
-    def __len__(self) -> int:
-        rank, world = _dist()
-        return len(range(rank, len(self.items), world))
-
-    def __iter__(self) -> Iterator[tuple[int, int]]:
-        rank, world = _dist()
-        yield from self.items[rank::world]
 
 
 class TrackDataset(Dataset):

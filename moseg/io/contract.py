@@ -960,7 +960,7 @@ def sample_model_depth(
 def sequence_model_depth(seq: Sequence) -> np.ndarray | None:
     """``[N, T]`` float32 depth of every track of ``seq`` in the model's convention, or None
     when ``seq`` has no depth maps (``track_depth`` alone has no kind or range: it counts as no
-    depth). Reads it as training does (:func:`moseg.data.sampling.read_depth`): from
+    depth). Reads it as training does (:func:`moseg.data.samples.read_depth`): from
     ``track_depth`` for disparity, else from the maps."""
     if seq.depth is None:
         return None

@@ -120,7 +120,7 @@ def segment(
     points: Iterable[PromptLike] | None = None,
     boxes: Iterable[PromptLike] | None = None,
     prompts: Mapping[int, Iterable[PromptLike]] | Iterable[Prompt] | None = None,
-    method: str = "auto",
+    densify: str = "weight_free",
     ckpt: str | Path | None = "auto",
     overrides: Sequence[str] = (),
     overwrite: bool = False,
@@ -131,15 +131,16 @@ def segment(
 
     No prompts: every moving object. ``points`` (``"X,Y[@F][:neg]"``, ``(x, y)``, ``(x, y,
     frame)`` or :class:`Point`), ``boxes`` (``"X0,Y0,X1,Y1[@F]"``, 4-tuples or :class:`Box`)
-    and ``prompts`` (``{object id: [...]}``) pick objects instead. ``method``: auto (SAM2 when
-    its checkpoint exists, else weight-free) | sam2 | weight_free. ``ckpt``: classifier
-    checkpoint (auto: the shipped one). ``overrides``: any ``key=value`` of moseg/conf/segment.yaml.
-    A rerun into the same ``out`` resumes (or returns at once when finished)."""
+    and ``prompts`` (``{object id: [...]}``) pick objects instead. ``densify``: weight_free
+    | sam2 (spelled as in evaluate.py; ``densify.checkpoint=PATH`` among ``overrides``).
+    ``ckpt``: classifier checkpoint (auto: the shipped one). ``overrides``: any ``key=value``
+    of moseg/conf/segment.yaml. A rerun into the same ``out`` resumes (or returns at once
+    when finished)."""
     from moseg.config import compose
     from moseg.segmentation.run import plan, run
 
     plist = collect_prompts(points, boxes, prompts)
-    ov = [f"method={method}", *overrides]
+    ov = [f"densify={densify}", *overrides]
     cfg = compose("segment", ov)
     cfg.ckpt = None if ckpt is None else str(ckpt)
     cfg.overwrite = bool(overwrite)

@@ -96,24 +96,25 @@ def work_size(size: tuple[int, int], longest_side: int | None) -> tuple[int, int
 
 
 def choose_method(cfg: DictConfig) -> tuple[str, str]:
-    """(``sam2`` | ``weight_free``, why) from ``method`` and whether SAM2's checkpoint exists."""
-    method = str(cfg.get("method", "auto"))
-    ckpt = (cfg.get("sam2") or {}).get("checkpoint")
-    have = bool(ckpt) and Path(str(ckpt)).is_file()
-    if method == "auto":
-        if have:
-            return "sam2", f"SAM2 checkpoint {ckpt}"
-        return "weight_free", f"no SAM2 checkpoint at {ckpt}" if ckpt else "no SAM2 checkpoint"
-    if method == "sam2":
-        if not have:
-            raise FileNotFoundError(
-                f"method=sam2 but the SAM2 checkpoint {ckpt!r} is not a file; set "
-                "sam2.checkpoint=PATH (and sam2.model to match) or method=weight_free"
-            )
-        return "sam2", "method=sam2"
-    if method == "weight_free":
-        return "weight_free", "method=weight_free"
-    raise ValueError(f"method must be auto, sam2 or weight_free, not {method!r}")
+    """(``sam2`` | ``weight_free``, why) from the ``densify`` group, spelled as in evaluate.py:
+    ``densify=sam2`` needs ``densify.checkpoint`` to be a file (null: random weights, with a
+    warning, for tests and speed measurements only)."""
+    d = cfg.get("densify") or {}
+    target = str(d.get("_target_", ""))
+    if target.endswith("WeightFreeDensifier"):
+        return "weight_free", "densify=weight_free"
+    if not target.endswith("Sam2Densifier"):
+        raise ValueError(f"densify must be weight_free or sam2, got _target_ {target!r}")
+    ckpt = d.get("checkpoint")
+    if ckpt is None:
+        return "sam2", "densify=sam2 with random weights (densify.checkpoint=null)"
+    path = Path(str(ckpt)).expanduser().resolve()
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"densify=sam2 but the SAM2 checkpoint {path} is not a file; set "
+            "densify.checkpoint=PATH (and densify.model to match) or densify=weight_free"
+        )
+    return "sam2", f"SAM2 checkpoint {path}"
 
 
 def settings_digest(cfg: DictConfig, src: Source, prompts: Seq[Prompt], method: str) -> str:
@@ -123,7 +124,7 @@ def settings_digest(cfg: DictConfig, src: Source, prompts: Seq[Prompt], method: 
     keys += ("ckpt", "seed", "fps")
     plain = {k: to_plain(cfg.get(k)) for k in keys}
     prompted_weight_free = bool(prompts) and method == "weight_free"  # uses follow, not a group
-    plain["densify"] = None if prompted_weight_free else to_plain(cfg.get(method))
+    plain["densify"] = None if prompted_weight_free else to_plain(cfg.get("densify"))
     p = Path(src.path)
     plain["video"] = [str(p.resolve()), src.total_frames, list(src.size), p.stat().st_mtime_ns]
     plain["prompts"] = [repr(x) for x in prompts]
@@ -316,14 +317,14 @@ class _Algorithms:
         if job.mode == "automatic":
             self.ckpt = resolve_checkpoint(cfg.get("ckpt"))
             self.segmenter = Segmenter.from_config(
-                cfg.classifier, self.ckpt, instantiate(cfg[job.method])
+                cfg.classifier, self.ckpt, instantiate(cfg.densify)
             )
             self.classifier = self.segmenter.classifier
             self.densifier = self.segmenter.densifier
         elif job.method == "sam2":
             from moseg.segmentation.sam2_prompted import Sam2Follower
 
-            kw = {k: v for k, v in to_plain(cfg.sam2).items() if k != "_target_"}
+            kw = {k: v for k, v in to_plain(cfg.densify).items() if k != "_target_"}
             self.follower = Sam2Follower(**kw)
         else:
             from moseg.segmentation.follow import TrackFollower
