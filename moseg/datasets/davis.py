@@ -14,6 +14,10 @@ Three raw layouts, chosen by ``dataset.layout`` (docs/datasets/davis.md has the 
   (one object) or one sub-folder per object (``1/``, ``2/``, ...), merged into object ids. Masks
   are matched to frames by natural sort order, with a count check.
 
+One reader per layout: the DAVIS masks are read here, FBMS-59's in :mod:`moseg.datasets.fbms`,
+SegTrackv2's in :mod:`moseg.datasets.segtrackv2`; the folders of all three, the dispatch and the
+converter are here.
+
 Every object in these masks moves (labels: any object id > 0 is moving). The readers
 (:func:`list_sequences`, :func:`read_masks`, :func:`read_sequence`) are public so that the
 benchmark code loads ground truth exactly as the converter does. Source files are only read.
@@ -26,7 +30,6 @@ benchmark code loads ground truth exactly as the converter does. Source files ar
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -49,7 +52,6 @@ from moseg.datasets.raw import (
     RawSequence,
     pack_rgb,
     preprocess_masks,
-    read_label_image,
     voc_palette,
 )
 from moseg.io.contract import MASK_VOID, Sequence
@@ -72,7 +74,6 @@ FBMS_SPLIT_DIRS = {"train": "Trainingset", "test": "Testset"}
 MASK_FORMATS = ("auto", "binary", "indexed")
 MISSING_MASKS = ("error", "unannotated")
 BACKGROUNDS = ("auto", "white", "black")
-WHITE = 0xFFFFFF
 
 
 # ----------------------------------------------------------------------------------------------
@@ -454,291 +455,19 @@ def _davis_gt(
     )
 
 
-@dataclass
-class FbmsDefinition:
-    """The parts of an FBMS ``<seq>Def.dat`` the converter uses."""
+def _gt_reader(layout: str):
+    """The ground-truth reader of ``layout``: one module per layout (fbms59 and segtrackv2 live
+    in :mod:`moseg.datasets.fbms` and :mod:`moseg.datasets.segtrackv2`, imported here late, since
+    they use this module's shared helpers)."""
+    if layout == "fbms59":
+        from moseg.datasets.fbms import fbms_ground_truth
 
-    path: Path
-    regions: list[int]  # colour value of each region (grey, or R*65536 + G*256 + B)
-    num_frames: int | None  # "Total number of frames in this shot"
-    labeled: list[tuple[int, str]]  # (frame number, ground-truth file name)
+        return fbms_ground_truth
+    if layout == "segtrackv2":
+        from moseg.datasets.segtrackv2 import segtrackv2_ground_truth
 
-
-def parse_fbms_definition(path: str | Path) -> FbmsDefinition:
-    """Read an FBMS ground-truth definition file (``<seq>Def.dat``).
-
-    The file is a list of labels, each followed by its value(s) on the next line(s):
-    ``Total number of regions:`` N, then N region colour values (blank lines between them), a
-    ``Confusion penality matrix`` (N rows, skipped), ``Total number of frames in this shot:``,
-    ``Total number of labeled frames for this shot:`` L, and L blocks ``Frame number:`` /
-    ``File name:`` / ``Input file name:``. Raises :class:`FrameError` naming the file when it is
-    malformed.
-    """
-    path = Path(path)
-    try:
-        lines = [ln.strip() for ln in path.read_text(errors="replace").splitlines()]
-    except OSError as e:
-        raise FrameError(f"{path}: cannot be read ({e})") from e
-    lines = [ln for ln in lines if ln]
-
-    def bad(msg: str) -> FrameError:
-        return FrameError(f"{path}: malformed FBMS definition file ({msg})")
-
-    def value_after(i: int, what: str) -> str:
-        if i + 1 >= len(lines):
-            raise bad(f"no value after {what!r}")
-        return lines[i + 1]
-
-    def int_after(i: int, what: str) -> int:
-        v = value_after(i, what)
-        try:
-            return int(v.split()[0])
-        except ValueError:
-            raise bad(f"{what!r} is followed by {v!r}, not a number") from None
-
-    regions: list[int] = []
-    num_frames = None
-    labeled: list[tuple[int, str]] = []
-    frame_no: int | None = None
-    n_labeled = None
-    i = 0
-    while i < len(lines):
-        low = lines[i].lower()
-        if low.startswith("total number of regions"):
-            n = int_after(i, "Total number of regions")
-            vals = lines[i + 2 : i + 2 + n]
-            try:
-                regions = [int(v.split()[0]) for v in vals]
-            except ValueError:
-                raise bad(f"region colours are not numbers: {vals}") from None
-            if len(regions) != n:
-                raise bad(f"{n} regions announced, {len(regions)} listed")
-            i += 2 + n
-            continue
-        if low.startswith("confusion penal"):
-            i += 1 + len(regions)
-            continue
-        if low.startswith("total number of frames"):
-            num_frames = int_after(i, "Total number of frames")
-            i += 2
-            continue
-        if low.startswith("total number of labeled frames"):
-            n_labeled = int_after(i, "Total number of labeled frames")
-            i += 2
-            continue
-        if low.startswith("frame number"):
-            frame_no = int_after(i, "Frame number")
-            i += 2
-            continue
-        if low.startswith("file name"):
-            if frame_no is None:
-                raise bad("'File name:' before any 'Frame number:'")
-            labeled.append((frame_no, value_after(i, "File name")))
-            frame_no = None
-            i += 2
-            continue
-        if low.startswith("input file name"):
-            i += 2
-            continue
-        i += 1
-    if not regions:
-        raise bad("no 'Total number of regions:' with region colours")
-    if n_labeled is not None and n_labeled != len(labeled):
-        raise bad(f"{n_labeled} labeled frames announced, {len(labeled)} listed")
-    return FbmsDefinition(path=path, regions=regions, num_frames=num_frames, labeled=labeled)
-
-
-def _last_int(s: str) -> int | None:
-    m = re.findall(r"\d+", s)
-    return int(m[-1]) if m else None
-
-
-def _fbms_gt_stem(path: Path) -> str:
-    return re.sub(r"_?gt$", "", path.stem, flags=re.IGNORECASE)
-
-
-def _fbms_gt(
-    files: list[Path], kept: np.ndarray, gt_dir: Path, opts: LayoutOptions, size: tuple[int, int]
-) -> GroundTruth:
-    if not gt_dir.is_dir():
-        raise FrameError(f"{gt_dir}: ground-truth folder does not exist")
-    defs = sorted(gt_dir.glob("*Def.dat")) or sorted(gt_dir.glob("*.dat"))
-    if len(defs) > 1:
-        raise FrameError(f"{gt_dir}: several definition files ({', '.join(p.name for p in defs)})")
-    definition = parse_fbms_definition(defs[0]) if defs else None
-    notes: list[str] = []
-    if definition is not None:
-        entries: list[tuple[Path, int | None]] = []
-        for frame_no, name in definition.labeled:
-            p = gt_dir / name
-            if not p.is_file():
-                raise FrameError(f"{p}: ground-truth file named in {definition.path} is missing")
-            entries.append((p, frame_no))
-    else:
-        cand = [
-            p
-            for p in gt_dir.iterdir()
-            if p.is_file()
-            and p.suffix.lower() in IMAGE_EXTS
-            and "prob" not in p.name.lower()
-            and not p.name.startswith(".")
-        ]
-        by_stem: dict[str, Path] = {}
-        for p in sorted(cand, key=lambda p: natural_key(p.name)):  # a .ppm wins over a .pgm
-            if p.stem not in by_stem or p.suffix.lower() == ".ppm":
-                by_stem[p.stem] = p
-        entries = [(p, None) for p in by_stem.values()]
-        notes.append("no definition file; object ids from the colours in order of value")
-    if not entries:
-        raise FrameError(f"{gt_dir}: no ground-truth files")
-
-    stems = {f.stem: i for i, f in enumerate(files)}
-    nums: dict[int, int] = {}
-    for i, f in enumerate(files):
-        n = _last_int(f.stem)
-        if n is not None:
-            nums[n] = -1 if n in nums else i
-    gt_of: dict[int, Path] = {}
-    for p, frame_no in entries:
-        stem = _fbms_gt_stem(p)
-        n = _last_int(stem)
-        if stem in stems:
-            idx = stems[stem]
-        elif n is not None and nums.get(n, -1) >= 0:
-            idx = nums[n]
-        elif frame_no is not None and 0 <= frame_no < len(files):
-            idx = frame_no
-            notes.append(f"{p.name}: matched to frame {frame_no} by the definition file")
-        else:
-            raise FrameError(f"{p}: ground truth matches no frame in {files[0].parent}")
-        if frame_no is not None and idx != frame_no:
-            notes.append(f"{p.name}: definition says frame {frame_no}, name matches frame {idx}")
-        if idx in gt_of:
-            raise FrameError(f"{p}: frame {files[idx].name} already has {gt_of[idx].name}")
-        gt_of[idx] = p
-
-    # every ground-truth file, so that object ids do not depend on the frames kept
-    values = {idx: read_label_image(p) for idx, p in gt_of.items()}
-    for idx, a in values.items():
-        _check_size(gt_of[idx], a.shape, size, str(files[idx]))
-    colour = any(a.ndim == 3 for a in values.values())
-    if colour:  # grey files among colour ones: grey v is the colour (v, v, v)
-        values = {
-            k: (a if a.ndim == 3 else np.repeat(a[..., None], 3, 2)) for k, a in values.items()
-        }
-        packed = {k: pack_rgb(a) for k, a in values.items()}
-    else:
-        packed = {k: a.astype(np.int64) for k, a in values.items()}
-    if definition is not None:
-        regions = list(definition.regions)
-    else:
-        regions = [
-            int(v) for v in np.unique(np.concatenate([np.unique(v) for v in packed.values()]))
-        ]
-    # background: white in colour ground truth (black if white is not among its colours), black
-    # in grey ground truth -- as public FBMS readers do; see docs/datasets/davis.md
-    white = WHITE if colour else max(int(np.iinfo(a.dtype).max) for a in values.values())
-    auto = white if colour and white in regions else 0
-    bg = {"black": 0, "white": white, "auto": auto}[opts.background]
-    objects = [v for v in regions if v != bg]
-    if len(objects) > MASK_VOID - 1:
-        raise FrameError(f"{gt_dir}: {len(objects)} objects; at most {MASK_VOID - 1} fit")
-    id_of = {v: k for k, v in enumerate(objects, 1)}
-    id_of[bg] = 0
-
-    out = np.full((len(kept), *size), MASK_VOID, np.uint8)
-    annotated = np.zeros(len(kept), bool)
-    used: list[str | None] = [None] * len(kept)
-    unlisted = 0
-    for t, i in enumerate(kept):
-        if int(i) not in packed:
-            continue
-        vals, inv = np.unique(packed[int(i)], return_inverse=True)
-        lut = np.array([id_of.get(int(v), MASK_VOID) for v in vals], np.uint8)
-        out[t] = lut[inv.reshape(packed[int(i)].shape)]
-        unlisted += int(sum(int(v) not in id_of for v in vals))
-        annotated[t] = True
-        used[t] = str(gt_of[int(i)])
-    if unlisted:
-        notes.append(f"{unlisted} colour(s) not among the defined regions were set to void")
-        log.warning("%s: colours not in the definition file were set to void", gt_dir)
-    return GroundTruth(
-        masks=out,
-        annotated=annotated,
-        files=used,
-        info={
-            "mask_dir": str(gt_dir),
-            "definition": str(definition.path) if definition else None,
-            "background_value": int(bg),
-            "object_values": [int(v) for v in objects],  # object id k has value object_values[k-1]
-            "object_ids": list(range(1, len(objects) + 1)),
-            "annotated_frames": int(annotated.sum()),
-            "ground_truth_frames": sorted(int(i) for i in gt_of),
-            "notes": notes,
-        },
-    )
-
-
-def _binary(path: Path) -> np.ndarray:
-    """A mask file -> ``[H, W]`` bool: above half of the file's largest value (0/1 or 0/255)."""
-    a = read_label_image(path)
-    if a.ndim == 3:
-        a = a.max(axis=2)
-    top = int(a.max())
-    return a > top / 2 if top > 0 else np.zeros(a.shape, bool)
-
-
-def _segtrack_gt(
-    files: list[Path], kept: np.ndarray, gt_dir: Path, opts: LayoutOptions, size: tuple[int, int]
-) -> GroundTruth:
-    if not gt_dir.is_dir():
-        raise FrameError(f"{gt_dir}: ground-truth folder does not exist")
-    subs = [gt_dir / s for s in _subdirs(gt_dir)]
-    folders = subs or [gt_dir]
-    notes: list[str] = []
-    per_object: list[list[Path]] = []
-    for folder in folders:
-        masks, _ = list_frame_files(folder)
-        if len(masks) != len(files):
-            raise FrameError(
-                f"{folder}: {len(masks)} masks for {len(files)} frames in {files[0].parent}; "
-                "masks are paired with frames by sorted order, so the counts must agree"
-            )
-        if [m.stem for m in masks] != [f.stem for f in files]:
-            notes.append(f"{folder.name}: mask names differ from frame names; paired by order")
-        per_object.append(masks)
-    if subs:
-        loose = [p for p in gt_dir.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS]
-        if loose:
-            notes.append(f"ignored {len(loose)} mask files next to the object folders")
-    out = np.zeros((len(kept), *size), np.uint8)
-    overlap = 0
-    used: list[str | None] = []
-    for t, i in enumerate(kept):
-        for k, masks in enumerate(per_object, 1):
-            p = masks[int(i)]
-            m = _binary(p)
-            _check_size(p, m.shape, size, str(files[int(i)]))
-            overlap += int((m & (out[t] > 0)).sum())
-            out[t][m] = k  # a later object covers an earlier one
-        used.append("|".join(str(m[int(i)]) for m in per_object))
-    if overlap:
-        notes.append(f"{overlap} pixels belong to several objects; the later folder wins")
-    return GroundTruth(
-        masks=out,
-        annotated=np.ones(len(kept), bool),
-        files=used,
-        info={
-            "mask_dir": str(gt_dir),
-            "objects": [f.name for f in folders] if subs else ["1 (single folder)"],
-            "object_ids": list(range(1, len(folders) + 1)),
-            "annotated_frames": len(kept),
-            "notes": notes,
-        },
-    )
-
-
-_GT_READERS = {"davis": _davis_gt, "fbms59": _fbms_gt, "segtrackv2": _segtrack_gt}
+        return segtrackv2_ground_truth
+    return _davis_gt
 
 
 # ----------------------------------------------------------------------------------------------
@@ -764,7 +493,7 @@ def read_masks(
     if len(kept) == 0:
         raise FrameError(f"{frames_dir}: start={spec.start} is past its {len(files)} frames")
     size = frame_size or _image_size(files[int(kept[0])])
-    gt = _GT_READERS[layout](files, kept, gt_dir, opts, tuple(size))
+    gt = _gt_reader(layout)(files, kept, gt_dir, opts, tuple(size))
     gt.info = {"layout": layout, "sequence": seq, **gt.info}
     return gt
 
