@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from moseg.densify.base import TrackSet
-from moseg.io import Sequence, sample_depth
+from moseg.io import Sequence
 from moseg.io.contract import (
     LABEL_MOVING,
     MissingDepthError,
@@ -358,17 +358,18 @@ class ReleaseModelClassifier:
         }
         if self.depth_lookup == "fixed":
             out["depth_traj"] = torch.from_numpy(unit.transpose(2, 0, 1).copy())[None]
-        if cfg.depth:
+        if cfg.depth and self.depth_lookup == "bilinear":
+            # per point, read exactly as training reads it (train.py model=release)
+            d = sequence_model_depth(seq) if seq.depth is not None else None
+            d = np.zeros(xy.shape[:2], np.float32) if d is None else d[ids]
+            out["track_depth"] = torch.from_numpy(np.ascontiguousarray(d))[None, None]
+        elif cfg.depth:
             if seq.depth is None:  # allowed by check_inputs: zeros
                 maps = np.zeros((seq.num_frames, 1, 1), np.float32)
             else:
                 maps = release_depth_maps(seq)
-            if self.depth_lookup == "bilinear":  # as train.py model=release samples it
-                d = sample_depth(maps, xy, (H, W))
-                out["track_depth"] = torch.from_numpy(d.astype(np.float32))[None, None]
-            else:
-                hwt = np.ascontiguousarray(maps.transpose(1, 2, 0))
-                out["depth"] = torch.from_numpy(hwt)[None, None]
+            hwt = np.ascontiguousarray(maps.transpose(1, 2, 0))
+            out["depth"] = torch.from_numpy(hwt)[None, None]
         if cfg.extra_info:
             vp = getattr(seq, "visibility_prob", None) if self.visibility_values else None
             vv = vp[ids].astype(np.float32) if vp is not None else vis.astype(np.float32)

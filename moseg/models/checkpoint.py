@@ -68,7 +68,6 @@ TRAINED_RELEASE_INPUTS: dict[str, Any] = {
     **RELEASE_INPUTS,
     "depth_lookup": "bilinear",
     "visib_value": "visibility",
-    "frames": "the whole video in one pass",
 }
 
 
