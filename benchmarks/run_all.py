@@ -1,9 +1,11 @@
 """`make bench`: run every figure script, ``benchmarks/<folder>/*.py`` for every folder but
-``tools/``, each in its own process and without arguments, and print as the last line one JSON
-object holding every figure by name. Exits non-zero if a script failed.
+those in :data:`SKIP` (``tools/``, ``gpu/``), each in its own process and without arguments, and
+print as the last line one JSON object holding every figure by name. Exits non-zero if a script
+failed.
 
 ``benchmarks/tools/`` holds what is run by hand with arguments (tuning on the train sequences,
-overlay pictures, metrics of a given checkpoint); their docstrings say how.
+overlay pictures, metrics of a given checkpoint); their docstrings say how. ``benchmarks/gpu/``
+is the GPU check, run on a GPU machine through ``check.sh`` (its README.md says how).
 """
 
 from __future__ import annotations
@@ -14,16 +16,16 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-TOOLS = "tools"
+SKIP = frozenset({"tools", "gpu"})  # folders `make bench` leaves out
 
 
 def scripts(root: Path = HERE) -> list[Path]:
     """The scripts `make bench` runs, in order: every ``*.py`` one folder below ``root``,
-    except in ``tools/`` and in hidden or ``__pycache__`` folders."""
+    except in the folders of :data:`SKIP` and in hidden or ``__pycache__`` folders."""
     return sorted(
         p
         for p in root.glob("*/*.py")
-        if p.parent.name != TOOLS and not p.parent.name.startswith((".", "_"))
+        if p.parent.name not in SKIP and not p.parent.name.startswith((".", "_"))
     )
 
 

@@ -11,7 +11,14 @@ from pathlib import Path
 
 import numpy as np
 
-from moseg.io import LABEL_MOVING, LABEL_UNKNOWN, SequenceFile, list_sequences, validate
+from moseg.io import (
+    LABEL_MOVING,
+    LABEL_UNKNOWN,
+    ContractError,
+    SequenceFile,
+    list_sequences,
+    validate,
+)
 
 
 def _expand(paths: list[str]) -> list[Path]:
@@ -44,28 +51,44 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
+    bad = 0
     for path in _expand(args.files):
-        with SequenceFile(path) as f:
-            m = f.meta
-            label = f.read("label")
-            vis = f.read("visibility")
-            info = {
-                "file": str(path),
-                "name": m.name,
-                "source": m.source,
-                "split": m.split,
-                "frames": m.num_frames,
-                "size": [m.height, m.width],
-                "fps": m.fps,
-                "tracks": m.num_tracks,
-                "moving": int((label == LABEL_MOVING).sum()),
-                "unknown": int((label == LABEL_UNKNOWN).sum()),
-                "visible_fraction": round(float(np.mean(vis)), 4) if vis.size else 0.0,
-                "fields": list(m.fields),
-                "provenance": m.provenance,
-            }
+        try:
+            info = _info(path)
+        except (ContractError, FileNotFoundError, KeyError, OSError, ValueError) as e:
+            bad += 1
+            why = f"missing {e}" if isinstance(e, KeyError) else str(e).splitlines()[0]
+            print(
+                f"error: {path}: not a readable contract file ({why}); `moseg validate "
+                f"{path}` lists every problem",
+                file=sys.stderr,
+            )
+            continue
         print(json.dumps(info, indent=None if args.compact else 2))
-    return 0
+    return 2 if bad else 0
+
+
+def _info(path: Path) -> dict:
+    with SequenceFile(path) as f:
+        m = f.meta
+        label = f.read("label")
+        vis = f.read("visibility")
+        info = {
+            "file": str(path),
+            "name": m.name,
+            "source": m.source,
+            "split": m.split,
+            "frames": m.num_frames,
+            "size": [m.height, m.width],
+            "fps": m.fps,
+            "tracks": m.num_tracks,
+            "moving": int((label == LABEL_MOVING).sum()),
+            "unknown": int((label == LABEL_UNKNOWN).sum()),
+            "visible_fraction": round(float(np.mean(vis)), 4) if vis.size else 0.0,
+            "fields": list(m.fields),
+            "provenance": m.provenance,
+        }
+    return info
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
@@ -101,6 +124,57 @@ def _compose(name: str, overrides: list[str]):
         return None
 
 
+PREPROCESS_RULE = (
+    "Each free argument is an input when it is an existing file or folder, and a setting when "
+    "Hydra's override parser reads it (key=value, +key=value, ~key, group=option); one that is "
+    "both, or neither, is an error naming it. --input PATH is always an input (for a path "
+    "that also reads as an override, such as a file called a=b.mp4)."
+)
+
+
+class ArgumentRuleError(ValueError):
+    """A free argument of ``moseg preprocess`` that the rule cannot place; names the argument."""
+
+
+def split_inputs_and_overrides(items: list[str]) -> tuple[list[str], list[str]]:
+    """``moseg preprocess``'s free arguments -> (inputs, Hydra overrides), each in the given
+    order, by :data:`PREPROCESS_RULE`: an input exists as a path, an override is what
+    ``hydra.core.override_parser`` parses, and an argument that is both or neither raises
+    :class:`ArgumentRuleError`."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    parser = OverridesParser.create()
+    inputs: list[str] = []
+    overrides: list[str] = []
+    for arg in items:
+        try:
+            parser.parse_overrides([arg])
+            is_override = True
+        except OverrideParseException:
+            is_override = False
+        try:
+            is_path = Path(arg).exists()
+        except OSError:  # e.g. a long override (features.config={...}) is no file name
+            is_path = False
+        if is_path and is_override:
+            raise ArgumentRuleError(
+                f"{arg}: is both an existing path and a Hydra override; give it as "
+                f"--input {arg} if it is an input, or rename the file if it is a setting"
+            )
+        if is_path:
+            inputs.append(arg)
+        elif is_override:
+            overrides.append(arg)
+        elif arg.startswith("-"):
+            raise ArgumentRuleError(f"{arg}: unrecognized option of moseg preprocess")
+        else:
+            raise ArgumentRuleError(
+                f"{arg}: does not exist, and is not a Hydra override (key=value) either"
+            )
+    return inputs, overrides
+
+
 def cmd_preprocess(args: argparse.Namespace) -> int:
     """Videos / frame folders -> contract files, through moseg/conf/prepare.yaml with
     dataset=video."""
@@ -108,15 +182,32 @@ def cmd_preprocess(args: argparse.Namespace) -> int:
 
     from moseg.datasets.common import InputError, run_prepare
     from moseg.datasets.video import make_jobs
+    from moseg.utils.atomic import FolderLockedError
 
-    overrides = ["dataset=video", f"workers={args.workers}", *args.overrides]
+    why = check_out_folder(Path(args.out))
+    if why:
+        print(f"error: {why}", file=sys.stderr)
+        return 2
+    try:
+        inputs, user_overrides = split_inputs_and_overrides(args.items)
+    except ArgumentRuleError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    inputs += args.input or []
+    if not inputs:
+        print(
+            "error: no input: give video files or frame folders (or --input PATH)",
+            file=sys.stderr,
+        )
+        return 2
+    overrides = ["dataset=video", f"workers={args.workers}", *user_overrides]
     if args.overwrite:
         overrides.append("overwrite=true")
     cfg = _compose("prepare", overrides)
     if cfg is None:
         return 2
     # paths go in as values, not override syntax (commas, brackets and '=' in names are fine)
-    cfg.dataset.inputs = [str(Path(p)) for p in args.inputs]
+    cfg.dataset.inputs = [str(Path(p)) for p in inputs]
     cfg.dataset.out = str(args.out)
     OmegaConf.resolve(cfg.dataset)
     try:
@@ -124,7 +215,14 @@ def cmd_preprocess(args: argparse.Namespace) -> int:
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    report = run_prepare(cfg, jobs, desc="preprocess")
+    try:
+        report = run_prepare(cfg, jobs, desc="preprocess")
+    except FolderLockedError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"error: {_write_error(e)}", file=sys.stderr)
+        return 2
     for name in report.written + report.skipped:
         print(f"{name}: {Path(args.out) / (name + '.h5')}")
     return 0 if report.ok else 1
@@ -154,8 +252,61 @@ def parse_prompt_items(items: list[tuple[str, str]]) -> list:
     return out
 
 
+def check_out_folder(out: Path, what: str = "--out") -> str | None:
+    """Why ``out`` cannot be an output folder (a file, or a place that cannot be written:
+    read-only file system, no permission), or None; cheap, so it runs before anything slow."""
+    import errno
+    import os
+
+    if out.exists() and not out.is_dir():
+        return f"{what} {out}: exists and is not a folder"
+    probe = out
+    while not probe.exists():  # the folder that would hold it
+        probe = probe.parent
+    if not probe.is_dir():
+        return f"{what} {out}: {probe} is not a folder"
+    if not os.access(probe, os.W_OK | os.X_OK):
+        return f"{what} {out}: cannot write into {probe} (no permission)"
+    try:  # a read-only mount passes os.access for root; try it
+        import tempfile
+
+        tempfile.TemporaryFile(dir=probe).close()
+    except OSError as e:
+        why = "read-only file system" if e.errno == errno.EROFS else e.strerror
+        return f"{what} {out}: cannot write into {probe} ({why})"
+    return None
+
+
+# moseg.segmentation.run's state file (STATE_DIR/state.json), named here so that checking --out
+# imports nothing slow
+SEGMENT_STATE = Path(".moseg") / "state.json"
+
+
+def _segment_out_problem(out: Path, overwrite: bool) -> str | None:
+    """The checks of ``moseg segment``'s output folder that need no settings (the rest, such
+    as a segmentation with other settings, comes once the video is probed)."""
+    why = check_out_folder(out)
+    if why or overwrite or not out.is_dir() or not any(out.iterdir()):
+        return why
+    if not (out / SEGMENT_STATE).is_file():
+        return (
+            f"--out {out}: the folder is not empty and holds no moseg segmentation; choose an "
+            "empty or new folder"
+        )
+    return None
+
+
+def _write_error(e: OSError) -> str:
+    """One line for an output that could not be written (read-only file system, disk full)."""
+    return f"cannot write {e.filename or 'the output'}: {e.strerror or e}"
+
+
 def cmd_segment(args: argparse.Namespace) -> int:
     """A video or frame folder -> DIR/masks/*.png, DIR/overlay.mp4, DIR/objects.json."""
+    why = _segment_out_problem(Path(args.out), bool(args.overwrite))
+    if why:
+        print(f"error: {why}", file=sys.stderr)
+        return 2
     from moseg.prep.frames import FrameError
     from moseg.segmentation.prompts import PromptError
     from moseg.segmentation.run import SegmentError, plan, prompt_summary, run
@@ -186,6 +337,9 @@ def cmd_segment(args: argparse.Namespace) -> int:
         info = run(job)
     except (FrameError, PromptError, SegmentError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"error: {_write_error(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(
@@ -247,6 +401,27 @@ def cmd_import_release(args: argparse.Namespace) -> int:
     return 0
 
 
+PROMPT_OPTIONS = ("--point", "--box")
+
+
+def _join_negative_values(argv: list[str]) -> list[str]:
+    """``--point -5,100`` -> ``--point=-5,100``: argparse would take a value starting with
+    ``-`` for an option (a point or box may lie left of or above the frame, which is then
+    reported as outside it)."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        nxt = argv[i + 1] if i + 1 < len(argv) else ""
+        if a in PROMPT_OPTIONS and nxt.startswith("-") and not nxt.startswith("--"):
+            out.append(f"{a}={nxt}")
+            i += 2
+            continue
+        out.append(a)
+        i += 1
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     ap = argparse.ArgumentParser(prog="moseg", description="moseg command line tools")
@@ -271,12 +446,23 @@ def main(argv: list[str] | None = None) -> int:
         "Settings as Hydra overrides of moseg/conf/prepare.yaml, e.g. tracker=opencv "
         "tracker.grid_px=12 dataset.frames.interval=2 dataset.frames.longest_side=640 "
         "features=dinov2 depth=depth_anything_v2.",
+        epilog=PREPROCESS_RULE,
     )
-    p.add_argument("inputs", nargs="+", help="video files (mp4, mov, avi, ...) or frame folders")
+    p.add_argument(
+        "items",
+        nargs="*",
+        metavar="INPUT|OVERRIDE",
+        help="video files (mp4, mov, avi, ...) or frame folders, and key=value config overrides",
+    )
+    p.add_argument(
+        "--input",
+        action="append",
+        metavar="PATH",
+        help="a video file or frame folder, never read as an override (repeatable)",
+    )
     p.add_argument("--out", required=True, type=Path, help="output folder (<out>/<name>.h5)")
     p.add_argument("--workers", type=int, default=1, help="videos processed in parallel")
     p.add_argument("--overwrite", action="store_true", help="redo finished outputs")
-    p.add_argument("overrides", nargs="*", default=[], help="key=value config overrides")
     p.set_defaults(func=cmd_preprocess)
     g = sub.add_parser(
         "segment",
@@ -333,12 +519,10 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--thresholds", help="decision thresholds, descending, comma-separated")
     m.add_argument("--note", help="free text stored with the checkpoint")
     m.set_defaults(func=cmd_import_release)
-    args, extra = ap.parse_known_args(argv)
+    args, extra = ap.parse_known_args(_join_negative_values(sys.argv[1:] if argv is None else argv))
     if getattr(args, "func", None) is cmd_preprocess:
-        # overrides look like key=value; argparse cannot tell them from inputs, so split here
-        items = [*args.inputs, *args.overrides, *extra]
-        args.inputs = [a for a in items if "=" not in a or Path(a).exists()]
-        args.overrides = [a for a in items if a not in args.inputs]
+        # free arguments after an option land in ``extra``; cmd_preprocess places them all
+        args.items = [*args.items, *extra]
     elif getattr(args, "func", None) is cmd_segment and extra:
         bad = [a for a in extra if "=" not in a]
         if bad:

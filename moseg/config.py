@@ -9,6 +9,7 @@ path (``hydra.searchpath: [moseg-mixture://data]``): no file per combination exi
 from __future__ import annotations
 
 import itertools
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -36,10 +37,35 @@ def _default_precision() -> str:
     return "32-true"
 
 
+def weights_dir() -> Path:
+    """Where the models' weight files (SAM2, TAPIR, CoTracker) are looked for, as an absolute
+    path that does not depend on the folder a command runs from: ``$MOSEG_WEIGHTS``, else
+    ``$MOSEG_ROOT/checkpoints``, else the source checkout's ``checkpoints/`` (next to the
+    package, like the shipped classifier in ``moseg/checkpoints/``), else (an installed
+    package) ``~/.cache/moseg/checkpoints``."""
+    if os.environ.get("MOSEG_WEIGHTS"):
+        return Path(os.environ["MOSEG_WEIGHTS"]).expanduser().resolve()
+    if os.environ.get("MOSEG_ROOT"):
+        return (Path(os.environ["MOSEG_ROOT"]).expanduser() / "checkpoints").resolve()
+    repo = Path(__file__).resolve().parents[1]
+    if (repo / "pyproject.toml").is_file():
+        return repo / "checkpoints"
+    return Path.home() / ".cache" / "moseg" / "checkpoints"
+
+
+def _weights(name: str) -> str:
+    return str(weights_dir() / name)
+
+
 def register_resolvers() -> None:
-    """``${moseg.isatty:}`` (progress bars only on a terminal) and ``${moseg.precision:}``
-    (bf16-mixed on a CUDA GPU that supports it, else 32-true)."""
-    for name, fn in (("moseg.isatty", _isatty), ("moseg.precision", _default_precision)):
+    """``${moseg.isatty:}`` (progress bars only on a terminal), ``${moseg.precision:}``
+    (bf16-mixed on a CUDA GPU that supports it, else 32-true) and ``${moseg.weights:NAME}``
+    (the absolute path of a weight file, :func:`weights_dir`)."""
+    for name, fn in (
+        ("moseg.isatty", _isatty),
+        ("moseg.precision", _default_precision),
+        ("moseg.weights", _weights),
+    ):
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn)
 

@@ -31,7 +31,7 @@ SCRIPTS = bench_scripts()
 def test_run_all_finds_the_figure_scripts_and_no_tool():
     names = [p.relative_to(BENCH).as_posix() for p in SCRIPTS]
     assert "davis2016/davis_moving.py" in names and "release/parity.py" in names
-    assert not [n for n in names if n.startswith("tools/") or "/" not in n]
+    assert not [n for n in names if n.startswith(("tools/", "gpu/")) or "/" not in n]
     tools = {p.name for p in (BENCH / "tools").glob("*.py")}
     assert {"tune_decision.py", "worst_overlays.py", "track_ap.py"} <= tools
 
@@ -63,3 +63,10 @@ def test_bench_script_needs_no_argument_and_answers_help(script, monkeypatch, ca
     assert exit_.value.code in (0, None), f"{script} --help exited {exit_.value.code}"
     assert capsys.readouterr().out.startswith("usage:")
     assert not required, f"{script} requires {required}: `make bench` passes no argument"
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.relative_to(BENCH).as_posix())
+def test_bench_script_stores_its_figures_through_record(script):
+    # run without arguments, a figure script keeps its figures in docs/figures/<stem>.json
+    # through benchmarks/record.py's store(), which also re-renders the docs that show them
+    assert '["store"](__file__' in script.read_text(), f"{script}: call record.py's store()"

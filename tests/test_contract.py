@@ -277,3 +277,82 @@ def test_docs_field_table_matches_the_code():
 
     doc = (Path(__file__).resolve().parents[1] / "docs" / "data-contract.md").read_text()
     assert describe_fields() in doc, "regenerate the table in docs/data-contract.md"
+
+
+def test_a_live_writers_temporary_file_is_never_removed(tmp_path):
+    """Two runs on one folder: the second's clean-up keeps the first's in-progress file (its
+    owner runs), another host's, and names without an owner; it removes a dead writer's."""
+    from moseg.utils.atomic import atomic_path, owner_tag
+
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        host = owner_tag().rsplit("-", 1)[0]
+        dead = subprocess.run(
+            [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+        ).stdout.strip()
+        names = {
+            "live": f".a.h5.{host}-{live.pid}.x1y2.tmp",
+            "dead": f".b.h5.{host}-{dead}.x1y2.tmp",
+            "other_host": f".c.h5.elsewhere-{dead}.x1y2.tmp",
+            "no_owner": ".d.h5.x1y2.tmp",
+        }
+        for n in names.values():
+            (tmp_path / n).write_bytes(b"")
+        with atomic_path(tmp_path / "mine.h5") as tmp:  # this process's own: kept while open
+            assert remove_stale_temps(tmp_path) == [tmp_path / names["dead"]]
+            assert tmp.exists()
+        left = {p.name for p in tmp_path.iterdir()}
+        assert left == {names["live"], names["other_host"], names["no_owner"], "mine.h5"}
+    finally:
+        live.kill()
+        live.wait()
+
+
+def test_atomic_writes_get_the_mode_a_plain_open_gives(tmp_path):
+    from moseg.utils.atomic import atomic_write_text
+
+    old = os.umask(0o027)
+    try:
+        atomic_write_text(tmp_path / "new.txt", "x")
+        with open(tmp_path / "plain.txt", "w") as f:
+            f.write("x")
+        mode = (tmp_path / "new.txt").stat().st_mode & 0o777
+        assert mode == (tmp_path / "plain.txt").stat().st_mode & 0o777 == 0o640
+        os.chmod(tmp_path / "new.txt", 0o604)  # a replaced file keeps its mode
+        atomic_write_text(tmp_path / "new.txt", "y")
+        assert (tmp_path / "new.txt").stat().st_mode & 0o777 == 0o604
+    finally:
+        os.umask(old)
+
+
+@pytest.mark.parametrize(
+    "damage, says",
+    [
+        (lambda f: f["tracks"].__setitem__((0, 0, 0), np.nan), "tracks"),
+        (lambda f: f["query_frame"].__setitem__(0, 10_000), "query_frame"),
+    ],
+)
+def test_load_sequence_validates_what_it_reads(tmp_path, tiny_seq, damage, says):
+    """Files `moseg validate` rejects are not loaded silently; validate=False skips the check."""
+    from moseg.io import ContractError
+
+    path = write_sequence(tmp_path / "a.h5", tiny_seq)
+    with h5py.File(path, "r+") as f:
+        damage(f)
+    assert validate(path)
+    with pytest.raises(ContractError, match=says) as e:
+        load_sequence(path)
+    assert str(path) in str(e.value)
+    load_sequence(path, validate=False)  # the documented way around it
+
+
+def test_load_sequence_refuses_a_field_of_the_wrong_dtype(tmp_path, tiny_seq):
+    from moseg.io import ContractError
+
+    path = write_sequence(tmp_path / "a.h5", tiny_seq)
+    with h5py.File(path, "r+") as f:
+        vis = f["visibility"][()]
+        del f["visibility"]
+        f["visibility"] = vis.astype(np.float64)
+    with pytest.raises(ContractError, match="visibility"):
+        load_sequence(path)

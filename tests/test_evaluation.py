@@ -18,7 +18,7 @@ from PIL import Image
 from moseg.config import CONF_DIR, compose
 from moseg.datasets.synthetic import generate_clip
 from moseg.evaluation.bench import BenchSpec, scored_frames
-from moseg.evaluation.run import EvaluationError, run
+from moseg.evaluation.run import PartialEvaluationError, run
 from moseg.inference.classify import (
     REFERENCE_THRESHOLDS,
     SHIPPED_CHECKPOINT,
@@ -35,7 +35,6 @@ from moseg.inference.masks import (
     write_mask_png,
     write_sequence_masks,
 )
-from moseg.metrics import ShapeMismatchError
 from tests.conftest import SHARED, needs_davis, tiny_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -235,6 +234,7 @@ def test_sequence_masks_are_written_whole_or_not_at_all(tmp_path, monkeypatch):
     masks = np.zeros((3, 8, 8), np.uint8)
     write_sequence_masks(tmp_path / "s", ["00000", "00001", "00002"], masks)
     assert sorted(p.name for p in (tmp_path / "s").iterdir()) == [
+        ".moseg-masks.json",
         "00000.png",
         "00001.png",
         "00002.png",
@@ -260,6 +260,40 @@ def test_sequence_masks_are_written_whole_or_not_at_all(tmp_path, monkeypatch):
     assert read_sequence_masks(tmp_path / "s").max() == 0
     with pytest.raises(MaskError, match="missing"):
         read_sequence_masks(tmp_path / "s", ["00000", "00009"])
+
+
+def test_rewriting_a_mask_folder_keeps_the_users_files(tmp_path, monkeypatch):
+    import moseg.inference.masks as mk
+
+    masks = np.zeros((3, 8, 8), np.uint8)
+    folder = tmp_path / "s"
+    write_sequence_masks(folder, ["a", "b", "c"], masks)
+    (folder / "notes.txt").write_text("mine")
+    (folder / "drawn.png").write_bytes(b"mine too")
+    write_sequence_masks(folder, ["a", "b"], masks[:2] + 1)  # another frame spec: c is not kept
+    names = sorted(p.name for p in folder.iterdir())
+    assert names == [".moseg-masks.json", "a.png", "b.png", "drawn.png", "notes.txt"]
+    assert read_sequence_masks(folder, ["a", "b"]).min() == 1
+    assert not list(tmp_path.glob(".old-*"))
+    # killed between setting the old folder aside and moving the new one in: the next run puts
+    # the old one back
+    real = Path.rename
+
+    def stop_after_set_aside(self, target):
+        out = real(self, target)
+        if Path(target).name.startswith(".old-"):
+            raise KeyboardInterrupt
+        return out
+
+    monkeypatch.setattr(Path, "rename", stop_after_set_aside)
+    with pytest.raises(KeyboardInterrupt):
+        write_sequence_masks(folder, ["a"], masks[:1] + 2)
+    monkeypatch.setattr(Path, "rename", real)
+    assert not folder.exists() and len(list(tmp_path.glob(".old-*"))) == 1
+    mk.clean_temp_folders(tmp_path)
+    assert (folder / "notes.txt").read_text() == "mine"
+    assert read_sequence_masks(folder, ["a", "b"]).min() == 1
+    assert not list(tmp_path.glob(".old-*")) and not list(tmp_path.glob(".tmp-*"))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -329,21 +363,39 @@ def test_scoring_only_mode_reproduces_the_pipeline_scores(evaluated, tmp_path):
 
 
 @pytest.mark.slow
-def test_a_prediction_with_a_missing_frame_is_an_error_naming_the_sequence(evaluated, tmp_path):
-    data, out, _ = evaluated
+def test_unscorable_sequences_are_listed_and_the_others_scored(evaluated, tmp_path):
+    """A sequence with a missing mask, masks of another size or no masks at all is listed in
+    metrics.json with its reason (naming the file); every other sequence is scored, and the run
+    ends with an error (evaluate.py: exit 1)."""
+    data, out, result = evaluated
     pred = tmp_path / "pred"
     shutil.copytree(out / "masks", pred)
     sorted((pred / "synth002").glob("*.png"))[-1].unlink()
-    with pytest.raises(EvaluationError, match="synth002.*00015"):
-        run(_cfg(data, tmp_path / "x", f"masks_dir={pred}"))
     for p in (pred / "synth003").glob("*.png"):  # every mask of another size
         write_mask_png(p, read_mask_png(p)[:-8])
-    shutil.copytree(out / "masks" / "synth002", pred / "synth002", dirs_exist_ok=True)
-    with pytest.raises(ShapeMismatchError, match="synth003"):
-        run(_cfg(data, tmp_path / "z", f"masks_dir={pred}"))
-    with pytest.raises(EvaluationError, match="synth001"):
-        shutil.rmtree(pred / "synth001")
-        run(_cfg(data, tmp_path / "y", f"masks_dir={pred}"))
+    shutil.rmtree(pred / "synth001")
+    with pytest.raises(PartialEvaluationError, match="3 of 4") as e:
+        run(_cfg(data, tmp_path / "x", f"masks_dir={pred}"))
+    metrics = json.loads((tmp_path / "x" / "metrics.json").read_text())
+    assert metrics == json.loads(json.dumps(e.value.result, default=str))
+    reasons = {f["sequence"]: f["reason"] for f in metrics["failed"]}
+    assert sorted(reasons) == ["synth001", "synth002", "synth003"]
+    assert "00015" in reasons["synth002"]
+    assert f"{pred / 'synth003' / '00000'}.png is 256x184 px" in reasons["synth003"]
+    assert "synth001" in reasons["synth001"]
+    assert [r["sequence"] for r in metrics["sequences"]] == ["synth000"]
+    assert metrics["overall"]["num_sequences"] == 1
+    one = next(r for r in result["sequences"] if r["sequence"] == "synth000")
+    assert metrics["overall"]["JF"] == pytest.approx(one["JF"])
+
+
+def test_masks_of_mixed_sizes_name_the_file(tmp_path):
+    from moseg.inference.masks import MaskError, read_sequence_masks
+
+    write_mask_png(tmp_path / "a.png", np.zeros((8, 10), np.uint8))
+    write_mask_png(tmp_path / "b.png", np.zeros((6, 10), np.uint8))
+    with pytest.raises(MaskError, match=r"b\.png: 10x6 px, but a\.png is 10x8"):
+        read_sequence_masks(tmp_path)
 
 
 @pytest.mark.slow
@@ -556,3 +608,25 @@ def test_track_auc_scores_separate_moving_tracks_of_a_synthetic_clip():
     assert mod.auc(lab, seq.label) == pytest.approx(1.0)
     assert mod.auc(-lab, seq.label) == pytest.approx(0.0)
     assert np.isnan(mod.auc(lab, np.zeros_like(seq.label)))
+
+
+@pytest.mark.slow
+def test_a_sequence_missing_annotations_does_not_stop_the_others(tmp_path, capsys):
+    """One sequence without some annotation PNGs fails (its reason listed); the other is
+    segmented and scored, metrics.json is written, and evaluate.py exits 1."""
+    from moseg.evaluation.bench import BenchSpec
+
+    over = ["bench.generate.num_clips=2", "bench.generate.generator.num_frames=8"]
+    over += ["ckpt=null", "output.overlays=0"]
+    cfg = _cfg(tmp_path / "data", tmp_path / "run", *over)
+    BenchSpec.from_cfg(cfg.bench).ensure()
+    ann = tmp_path / "data/bench/synthetic/Annotations/480p/synth001"
+    for p in sorted(ann.glob("*.png"))[2:4]:
+        p.unlink()
+    with pytest.raises(PartialEvaluationError, match="1 of 2") as e:
+        run(cfg)
+    res = e.value.result
+    assert [r["sequence"] for r in res["sequences"]] == ["synth000"]
+    (failed,) = res["failed"]
+    assert failed["sequence"] == "synth001" and "00002" in failed["reason"]
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["failed"] == [failed]

@@ -444,3 +444,49 @@ def test_tracker_is_deterministic(clip):
     b = FlowTracker(progress=False)(clip.render.frames)
     np.testing.assert_array_equal(a.tracks, b.tracks)
     np.testing.assert_array_equal(a.visibility, b.visibility)
+
+
+def test_points_outside_the_frame_become_invisible_but_query_points_stay():
+    from moseg.prep.base import TrackResult
+
+    tracks = np.array([[[5.0, 5.0], [12.0, 5.0], [3.0, -4.0]], [[-3.0, 2.0], [1.0, 2.0], [2, 2]]])
+    vis = np.ones((2, 3), bool)
+    res = TrackResult(
+        tracks.astype(np.float32), vis, np.ones((2, 3), np.float32), np.array([0, 0], np.int32)
+    ).inside_frame(height=8, width=10)
+    # track 0 leaves at frames 1 (x 12 > 9.5) and 2 (y -4): hidden there; track 1 starts
+    # outside at its query frame: clipped to the border, still visible
+    np.testing.assert_array_equal(res.visibility, [[True, False, False], [True, True, True]])
+    np.testing.assert_allclose(res.tracks[1, 0], [-0.5, 2.0])
+    np.testing.assert_allclose(res.tracks[0, 1], [12.0, 5.0])  # hidden points keep positions
+    assert res.info["outside_frame_hidden"] == 2
+    assert res.info["outside_frame_clipped_at_query"] == 1
+
+
+def test_two_runs_on_one_folder_never_meet(tmp_path):
+    """A live run's lock stops a second run on the same output folder (naming the owner) before
+    it removes or writes anything; a dead run's lock is taken over; the lock goes when done."""
+    import json
+    import subprocess
+    import sys
+
+    from moseg.utils.atomic import LOCK_NAME, FolderLockedError, owner_tag
+
+    host = owner_tag().rsplit("-", 1)[0]
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        tmp_path.mkdir(exist_ok=True)
+        lock = tmp_path / LOCK_NAME
+        lock.write_text(json.dumps({"host": host, "pid": live.pid, "since": "then"}))
+        # the live run's temporary file
+        temp = tmp_path / f".a.h5.{host}-{live.pid}.abcd.tmp"
+        temp.write_bytes(b"")
+        with pytest.raises(FolderLockedError, match=f"pid {live.pid}"):
+            run_jobs(jobs_for(tmp_path, ["a"]), progress=False)
+        assert temp.exists() and not (tmp_path / "a.h5").exists()
+    finally:
+        live.kill()
+        live.wait()
+    # its owner is gone now: the lock is stale, taken over, and released at the end
+    rep = run_jobs(jobs_for(tmp_path, ["a"]), progress=False)
+    assert rep.written == ["a"] and not lock.exists() and not temp.exists()

@@ -1,5 +1,6 @@
-"""The README stays short, its headline figures come from the benchmarks' recorded output (never
-copied by hand), it names no package index, and its links into docs/ exist."""
+"""The README stays short, its headline figures and every rendered table of docs/ come from the
+benchmarks' recorded output (never copied by hand), it names no package index, and its links into
+docs/ exist."""
 
 from __future__ import annotations
 
@@ -36,6 +37,23 @@ def test_readme_figures_table_is_what_record_renders():
         "the README's headline table differs from docs/figures/*.json: "
         "run `python benchmarks/record.py --readme`"
     )
+
+
+def test_every_rendered_figure_in_the_docs_is_what_record_renders():
+    problems = _record().check()
+    assert not problems, (
+        "docs differ from docs/figures/*.json (a number edited by hand, or a record not "
+        f"rendered): {problems}; run `python benchmarks/record.py --docs`"
+    )
+
+
+def test_every_rendered_figure_comes_from_a_figure_script_of_make_bench():
+    record = _record()
+    scripts = {spec.script for _, spec in record.BLOCKS.values()}
+    scripts |= {script for script, *_ in record.INLINE.values()}
+    scripts |= {script for script, *_ in record.HEADLINE if "/tools/" not in script}
+    for script in sorted(scripts):
+        assert (ROOT / script).is_file() and "/tools/" not in script, script
 
 
 @pytest.mark.parametrize("name", ["README.md", "Makefile"])
@@ -107,3 +125,83 @@ def test_record_keeps_nothing_from_a_failed_or_skipped_run(tmp_path, body):
 def test_record_refuses_a_missing_script(tmp_path):
     record = _record()
     assert record.record(tmp_path / "nope.py", [], figures_dir=tmp_path) is None
+
+
+def _docs_root(tmp_path, record, monkeypatch):
+    """A project root with one doc holding a block and an inline figure of a script ``bench``."""
+    script = tmp_path / "benchmarks" / "x" / "bench.py"
+    script.parent.mkdir(parents=True)
+    script.write_text("")
+    rows = (record.Row("speed", "speed (s)", "{:.2f}"), record.Row("jf", "J&F", "{:.1f}", 100))
+    monkeypatch.setattr(
+        record, "BLOCKS", {"bench": ("docs/a.md", record.Rows("benchmarks/x/bench.py", rows))}
+    )
+    monkeypatch.setattr(record, "INLINE", {"jf": ("benchmarks/x/bench.py", "jf", "{:.1f}", 100)})
+    (tmp_path / "docs").mkdir()
+    doc = tmp_path / "docs" / "a.md"
+    doc.write_text(
+        "# a\n\nJ&F <!-- figure:jf -->1.0<!-- /figure -->.\n\n"
+        "<!-- figures:bench:begin -->\nold\n<!-- figures:bench:end -->\n\nrest\n"
+    )
+    return script, doc
+
+
+def test_a_figure_script_stores_its_run_and_renders_the_docs(tmp_path, monkeypatch):
+    record = _record()
+    monkeypatch.delenv(record.RECORDING_ENV, raising=False)
+    script, doc = _docs_root(tmp_path, record, monkeypatch)
+    fig = tmp_path / "docs" / "figures"
+    assert record.check(tmp_path, fig)  # not rendered yet
+    out = record.store(script, [], {"speed": 0.25, "jf": 0.5465001}, fig, tmp_path)
+    assert out == fig / "bench.json"
+    rec = json.loads(out.read_text())
+    assert rec["command"] == "python benchmarks/x/bench.py" and rec["date"]
+    assert rec["machine"]["cpus"] >= 1 and rec["machine"]["load_1min"] >= 0
+    text = doc.read_text()
+    assert "J&F <!-- figure:jf -->54.7<!-- /figure -->." in text
+    assert "Recorded by `python benchmarks/x/bench.py`" in text and " CPUs (`docs/figures/" in text
+    assert "| speed (s) | 0.25 |" in text and "| J&F | 54.7 |" in text
+    assert text.endswith("<!-- figures:bench:end -->\n\nrest\n")
+    assert record.check(tmp_path, fig) == []
+    assert record.update_all(tmp_path, fig) == []  # already up to date
+
+    doc.write_text(text.replace("| 0.25 |", "| 0.20 |"))  # a number edited by hand
+    assert any("stale" in p and "bench" in p for p in record.check(tmp_path, fig))
+    doc.write_text(text.replace("54.7<", "55.0<"))
+    assert any("stale" in p and "jf" in p for p in record.check(tmp_path, fig))
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "figures"),
+    [
+        (["--sequences", "dog"], {}, {"speed": 1.0}),  # not the documented run
+        ([], {"MOSEG_RECORDING": "1"}, {"speed": 1.0}),  # record.py stores it instead
+        ([], {}, {}),  # skipped
+        ([], {}, {"speed": None, "jf": None}),  # skipped, with null figures
+    ],
+)
+def test_a_figure_script_stores_nothing_from_other_runs(tmp_path, monkeypatch, args, env, figures):
+    record = _record()
+    monkeypatch.delenv(record.RECORDING_ENV, raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    script, doc = _docs_root(tmp_path, record, monkeypatch)
+    before = doc.read_text()
+    assert record.store(script, args, figures, tmp_path / "fig", tmp_path) is None
+    assert not (tmp_path / "fig").exists() and doc.read_text() == before
+
+
+def test_a_block_must_be_in_its_doc_once_and_names_must_be_known(tmp_path, monkeypatch):
+    record = _record()
+    _, doc = _docs_root(tmp_path, record, monkeypatch)
+    fig = tmp_path / "fig"
+    record.update_all(tmp_path, fig)
+    assert record.check(tmp_path, fig) == []
+    assert "| speed (s) | not measured |" in doc.read_text()  # no record yet: says so
+    text = doc.read_text()
+    doc.write_text(text + "\n<!-- figure:nope -->1<!-- /figure -->\n")
+    assert any("unknown inline figure 'nope'" in p for p in record.check(tmp_path, fig))
+    doc.write_text(text.replace("figures:bench:", "figures:gone:"))
+    problems = record.check(tmp_path, fig)
+    assert any("unknown figures block 'gone'" in p for p in problems)
+    assert any("holds block 'bench' 0 times" in p for p in problems)

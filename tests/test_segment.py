@@ -42,11 +42,25 @@ def _texture(rng: np.random.Generator, h: int, w: int, cell: int) -> np.ndarray:
     return np.clip(big + rng.normal(0, 18, big.shape), 0, 255)[:h, :w]
 
 
-def make_clip(T: int = 20, H: int = 240, W: int = 320, pan=(0.0, 0.0), seed: int = 0):
+def _bounce(x: float, lo: float, hi: float) -> int:
+    """``x`` folded into ``[lo, hi]``, as a point bouncing between two walls."""
+    x = (x - lo) % (2 * (hi - lo))
+    return int(round(lo + min(x, 2 * (hi - lo) - x)))
+
+
+def make_clip(
+    T: int = 20,
+    H: int = 240,
+    W: int = 320,
+    pan=(0.0, 0.0),
+    seed: int = 0,
+    bounce: bool = False,
+):
     """``(frames [T, H, W, 3] uint8, masks [T, H, W] uint8)``: a textured background seen by a
     camera panning ``pan`` px/frame, a textured disc (id 1) moving right 9 px/frame in the top
     half and a textured square (id 2) moving left 8 px/frame in the bottom half; they never
-    touch."""
+    touch. ``bounce``: they bounce off the frame's sides instead of leaving it (for clips
+    longer than ~30 frames)."""
     rng = np.random.default_rng(seed)
     bg = _texture(rng, H + 80 + int(abs(pan[1]) * T), W + 80 + int(abs(pan[0]) * T), 12)
     tex1 = _texture(rng, 90, 90, 8) * 0.6 + np.array([200, 40, 40]) * 0.4
@@ -57,8 +71,11 @@ def make_clip(T: int = 20, H: int = 240, W: int = 320, pan=(0.0, 0.0), seed: int
         ox, oy = int(round(10 + pan[0] * t)), int(round(20 + pan[1] * t))
         img = bg[oy : oy + H, ox : ox + W].copy()
         cx, cy = int(round(50 + 9.0 * t)), 65
-        d1 = (xx - cx) ** 2 + (yy - cy) ** 2 <= 34**2
         x0, y0 = int(round(250 - 8.0 * t)), int(round(140 + 1.5 * t))
+        if bounce:
+            cx = _bounce(50 + 9.0 * t, 40, W - 40)
+            x0, y0 = _bounce(250 - 8.0 * t, 5, W - 65), _bounce(140 + 1.5 * t, 125, H - 62)
+        d1 = (xx - cx) ** 2 + (yy - cy) ** 2 <= 34**2
         d2 = (xx >= x0) & (xx < x0 + 60) & (yy >= y0) & (yy < y0 + 60)
         img[d1] = tex1[(yy[d1] - cy + 45) % 90, (xx[d1] - cx + 45) % 90]
         img[d2] = tex2[(yy[d2] - y0) % 90, (xx[d2] - x0) % 90]
@@ -198,8 +215,13 @@ def test_objects_keep_their_id_across_chunks():
     new[:, 5, 0] = 3  # local 3: a new object
     lut, next_id, notes = link_objects(prev, new, 3, next_id=8, min_iou=0.3)
     assert (lut[1], lut[2], lut[3], next_id, notes) == (7, 3, 8, 9, [])
-    # below the IoU floor: no match, a new id
+    # below the IoU floor, but local 2 covers all of global 3: still 3
     lut, next_id, _ = link_objects(prev, new, 3, next_id=8, min_iou=0.95)
+    assert lut[1] == 7 and lut[2] == 3 and lut[3] == 8
+    # below the IoU floor and a quarter of each other only: no match, a new id
+    new[:, :4, :] = 0
+    new[:, :4, 3:7] = 2
+    lut, next_id, _ = link_objects(prev, new, 3, next_id=8, min_iou=0.3)
     assert lut[1] == 7 and lut[2] == 8 and lut[3] == 9
     # ids run out: dropped and said
     lut, _, notes = link_objects(np.zeros((0, 10, 10), np.uint8), new, 3, next_id=254, min_iou=0.3)
@@ -416,6 +438,47 @@ def test_an_output_folder_is_never_clobbered(clip, auto_run, tmp_path, capsys):
     assert cli(args) == 2
     assert "other settings" in capsys.readouterr().err
     assert probe(folder).total_frames == 20  # (the input is untouched too)
+
+
+@pytest.mark.slow
+def test_overwrite_removes_only_what_moseg_wrote(clip, tmp_path):
+    """--overwrite replaces moseg's masks, overlay, objects.json and state, and nothing else:
+    a file the user put in DIR/masks/ (or DIR/) survives, and so do PNGs moseg did not write."""
+    folder, _, _ = clip
+    out = tmp_path / "seg"
+    base = ["segment", str(folder), "--out", str(out), "ckpt=null", "output.overlay=false"]
+    assert cli([*base, "frames.max_frames=6"]) == 0
+    (out / "masks" / "keep.txt").write_text("mine")
+    (out / "masks" / "my_drawing.png").write_bytes(b"not moseg's")
+    (out / "notes.md").write_text("mine too")
+    ours = sorted(p.name for p in (out / "masks").glob("img_*.png"))
+    assert len(ours) == 6
+    assert cli([*base, "frames.max_frames=4", "--overwrite"]) == 0
+    assert (out / "masks" / "keep.txt").read_text() == "mine"
+    assert (out / "masks" / "my_drawing.png").read_bytes() == b"not moseg's"
+    assert (out / "notes.md").read_text() == "mine too"
+    # the old run's six masks are gone, the new run's four are there
+    assert sorted(p.name for p in (out / "masks").glob("img_*.png")) == ours[:4]
+
+
+def test_remove_outputs_keeps_a_killed_chunks_list(tmp_path):
+    from moseg.segmentation.run import STATE_DIR, prepare_out, remove_outputs
+
+    out = tmp_path / "seg"
+    (out / "masks").mkdir(parents=True)
+    (out / STATE_DIR / "chunks").mkdir(parents=True)
+    for n in ("a", "b", "c"):
+        (out / "masks" / f"{n}.png").write_bytes(b"x")
+    (out / "masks" / "user.png").write_bytes(b"u")
+    (out / STATE_DIR / "chunks" / "00000.json").write_text(json.dumps({"files": ["a.png"]}))
+    # killed while writing chunk 1: its list is there, its record is not
+    pending = {"files": ["b.png", "c.png"], "pending": True}
+    (out / STATE_DIR / "chunks" / "00001.json").write_text(json.dumps(pending))
+    (out / STATE_DIR / "state.json").write_text(json.dumps({"digest": "d"}))
+    assert list(prepare_out(out, "d", overwrite=False)) == [0]  # chunk 1 is redone
+    remove_outputs(out)
+    assert sorted(p.name for p in (out / "masks").iterdir()) == ["user.png"]
+    assert not (out / STATE_DIR).exists()
 
 
 def test_frame_folder_with_two_images_of_one_name_is_refused(tmp_path):

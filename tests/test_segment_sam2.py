@@ -303,11 +303,13 @@ def test_predictor_released_and_checked():
         run([point(1, 0, (5, 5, 1))], fake=FakePredictor(skip_frame=3))
 
 
+ALGO_KEYS = {f.name for f in dataclasses.fields(Sam2Params)}
+
+
 def test_settings_from_the_densify_config():
     cfg = OmegaConf.to_container(OmegaConf.load(CONF / "densify" / "sam2.yaml"), resolve=True)
     model_keys = set(inspect.signature(Sam2Predictor.__init__).parameters) - {"self"}
-    algo_keys = {f.name for f in dataclasses.fields(Sam2Params)}
-    assert set(IGNORED_KEYS) == algo_keys | {"_target_"}
+    assert set(IGNORED_KEYS) == ALGO_KEYS | {"_target_"}
     assert set(cfg) == model_keys | set(IGNORED_KEYS)
     follower = Sam2Follower(predictor=FakePredictor(), **cfg)  # the whole config is accepted
     assert follower.name == "sam2" and follower.ignored == sorted(IGNORED_KEYS)
@@ -331,6 +333,9 @@ def real_frames() -> np.ndarray:
 
 def real_follower(tmp_path: Path) -> Sam2Follower:
     cfg = OmegaConf.to_container(OmegaConf.load(CONF / "densify" / "sam2.yaml"), resolve=True)
+    # the keys the follower knows (all of them once IGNORED_KEYS is current, see above)
+    model_keys = set(inspect.signature(Sam2Predictor.__init__).parameters)
+    cfg = {k: v for k, v in cfg.items() if k in model_keys | set(IGNORED_KEYS)}
     cfg.update(
         model="sam2.1_hiera_t",
         checkpoint=None,

@@ -191,6 +191,7 @@ def test_train_then_resume_continues_the_step_count(tmp_path, data_root, capsys)
     ck = torch.load(last, map_location="cpu", weights_only=False)
     assert ck["global_step"] == 4
 
+    # ckpt_path=: a new run (its own folder and config) from the first one's training state
     second = tmp_path / "second"
     cfg = compose(
         "train", [*tiny_overrides(second, data_root), "trainer.max_epochs=2", f"ckpt_path={last}"]

@@ -2,12 +2,15 @@
 
 Target (issue 2): 200 clips of 24 frames at 256x256 with about 2000 tracks in at most 120 s on
 the 2-core machine. Uses the generator settings of moseg/conf/dataset/synthetic.yaml
-(realistic tracker
-on, no RGB frames stored, as for training). Process start-up is included.
+(realistic tracker on, no RGB frames stored, as for training). Process start-up is included.
 
     python benchmarks/perf/synthetic_speed.py [--clips 200] [--workers N]
 
 Last line: {"synthetic_clips_per_s": ..., ...}
+
+Run without arguments (as ``make bench`` runs it), it also stores
+its figures in ``docs/figures/synthetic_speed.json`` and re-renders the docs that show
+them (benchmarks/record.py).
 """
 
 from __future__ import annotations
@@ -15,12 +18,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import runpy
 import shutil
+import sys
 import tempfile
 import time
+from pathlib import Path
 
 from moseg.config import compose
 from moseg.datasets.synthetic import SynthConfig, generate_split
+
+RECORD = Path(__file__).resolve().parents[1] / "record.py"  # store(): docs/figures/<stem>.json
 
 
 def main() -> None:
@@ -48,15 +56,13 @@ def main() -> None:
         f"{stats['tracks'] / args.clips:.0f} tracks each) in {dt:.1f} s with {workers} "
         f"processes: {rate:.2f} clips/s; 200 clips would take {200 / rate:.0f} s (target 120 s)"
     )
-    print(
-        json.dumps(
-            {
-                "synthetic_clips_per_s": round(rate, 3),
-                "synthetic_200_clips_s": round(200 / rate, 1),
-                "synthetic_workers": workers,
-            }
-        )
-    )
+    figures = {
+        "synthetic_clips_per_s": round(rate, 3),
+        "synthetic_200_clips_s": round(200 / rate, 1),
+        "synthetic_workers": workers,
+    }
+    runpy.run_path(str(RECORD))["store"](__file__, sys.argv[1:], figures)
+    print(json.dumps(figures))
 
 
 if __name__ == "__main__":

@@ -12,12 +12,17 @@ Prints one JSON line:
   frames, batch 16, on a CUDA GPU (null, with the reason, when there is none).
 
 The inputs are real samples cut from synthetic scenes (realistic visibility), not random noise.
+
+Run without arguments (as ``make bench`` runs it), it also stores
+its figures in ``docs/figures/train_speed.json`` and re-renders the docs that show
+them (benchmarks/record.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import runpy
 import statistics
 import sys
 import tempfile
@@ -33,6 +38,7 @@ from moseg.io import SequenceFile, list_sequences
 from moseg.models import ClassifierConfig, TrackClassifier, count_parameters
 
 RELEASE_STEP_S = 11.4  # ../shared/docs/reference-method.md, measured on the 2-core machine
+RECORD = Path(__file__).resolve().parents[1] / "record.py"  # store(): docs/figures/<stem>.json
 
 
 def make_files(root: Path, clips: int, tracks_per_query: int, feature_dim: int) -> list[Path]:
@@ -170,6 +176,7 @@ def main() -> None:
             out["train_clips_per_s_gpu_bf16"] = None
             out["train_peak_gpu_mem_gb"] = None
             out["gpu"] = "skipped: no CUDA GPU on this machine"
+    runpy.run_path(str(RECORD))["store"](__file__, sys.argv[1:], out)
     print(json.dumps(out))
 
 

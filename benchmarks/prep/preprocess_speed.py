@@ -11,12 +11,18 @@ Target (issue 4): <= 0.2 s per frame on the 2-core CPU. Needs ../shared/data (or
 prints a skip reason and an empty JSON otherwise.
 
     python benchmarks/prep/preprocess_speed.py [--sequence blackswan] [--davis DIR]
+
+Run without arguments (as ``make bench`` runs it), it also stores
+its figures in ``docs/figures/preprocess_speed.json`` and re-renders the docs that show
+them (benchmarks/record.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import runpy
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,6 +34,7 @@ from moseg.cli import main as moseg_main
 from moseg.io import SequenceFile
 
 DEFAULT_DAVIS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "DAVIS2016"
+RECORD = Path(__file__).resolve().parents[1] / "record.py"  # store(): docs/figures/<stem>.json
 
 
 def mask_consistency(
@@ -85,6 +92,7 @@ def main() -> None:
     }
     for k, v in figures.items():
         print(f"{k:40s} {v}")
+    runpy.run_path(str(RECORD))["store"](__file__, sys.argv[1:], figures)
     print(json.dumps(figures))
 
 

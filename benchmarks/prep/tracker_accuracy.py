@@ -13,13 +13,20 @@ exactly into every frame (moseg.datasets.synthetic.ground_truth_tracks). Prints
 and a JSON line with all of them. Targets (issue 4): median error <= 1.5 px, visibility >= 0.9.
 
     python benchmarks/prep/tracker_accuracy.py [--clips 8] [--seed 0] [preset=fast ...]
+
+Run without arguments (as ``make bench`` runs it), it also stores
+its figures in ``docs/figures/tracker_accuracy.json`` and re-renders the docs that show
+them (benchmarks/record.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import runpy
+import sys
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -29,6 +36,8 @@ from omegaconf import OmegaConf
 from moseg.config import CONF_DIR
 from moseg.datasets.synthetic import SynthConfig, generate_clip, ground_truth_tracks
 from moseg.prep.trackers.flow import FlowTracker
+
+RECORD = Path(__file__).resolve().parents[1] / "record.py"  # store(): docs/figures/<stem>.json
 
 
 def evaluate_clip(tracker: FlowTracker, cfg: SynthConfig, seed: int) -> dict[str, np.ndarray]:
@@ -86,6 +95,7 @@ def main() -> None:
     }
     for k, v in out.items():
         print(f"{k:40s} {v}")
+    runpy.run_path(str(RECORD))["store"](__file__, sys.argv[1:], out)
     print(json.dumps(out))
 
 

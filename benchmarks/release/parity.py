@@ -8,18 +8,24 @@ JSON line: ``release_forward_max_abs_diff`` over all cases, outputs and both pat
 Without DIR and without the default folder it prints a skip reason and an empty JSON (exit 0).
 
     python benchmarks/release/parity.py [DIR]     # default: ../shared/fixtures/segany_release
+
+Run without arguments (as ``make bench`` runs it), it also stores
+its figures in ``docs/figures/parity.json`` and re-renders the docs that show
+them (benchmarks/record.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import runpy
 import sys
 from pathlib import Path
 
 from moseg.models.parity import fixture_parity
 
 DEFAULT = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "segany_release"
+RECORD = Path(__file__).resolve().parents[1] / "record.py"  # store(): docs/figures/<stem>.json
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,7 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     if a.verbose:
         for row in res["by_case"]:
             print(json.dumps(row))
-    print(json.dumps({k: res[k] for k in ("release_forward_max_abs_diff", "cases")}))
+    figures = {k: res[k] for k in ("release_forward_max_abs_diff", "cases")}
+    figures["release_max_abs_diff_by_output"] = res["max_abs_diff_by_output"]
+    runpy.run_path(str(RECORD))["store"](__file__, sys.argv[1:] if argv is None else argv, figures)
+    print(json.dumps(figures))
     return 0
 
 

@@ -18,6 +18,10 @@ minute on 2 cores; the model then defaults to sam2.1_hiera_t and the clip to 4 f
 
 Keys then end in ``_cpu``. Other options: --model, --frames, --height, --width, --dtype,
 --prompt-every, --offload. Last line: one JSON object.
+
+Run without arguments (as ``make bench`` runs it), it also stores
+its figures in ``docs/figures/sam2_speed.json`` and re-renders the docs that show
+them (benchmarks/record.py).
 """
 
 from __future__ import annotations
@@ -25,8 +29,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import runpy
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -34,6 +41,8 @@ import torch
 
 from moseg.densify.base import TrackSet
 from moseg.densify.sam2 import Sam2Params, Sam2Predictor, densify_with_predictor
+
+RECORD = Path(__file__).resolve().parents[1] / "record.py"  # store(): docs/figures/<stem>.json
 
 
 def synthetic_clip(
@@ -86,8 +95,15 @@ class GuidedPredictor:
         self.real.reset()
         self.prompted = {}
 
-    def click(self, frame: int, obj_id: int, points: np.ndarray, labels: np.ndarray) -> np.ndarray:
-        self.real.click(frame, obj_id, points, labels)
+    def click(
+        self,
+        frame: int,
+        obj_id: int,
+        points: np.ndarray,
+        labels: np.ndarray,
+        refine: bool = False,
+    ) -> np.ndarray:
+        self.real.click(frame, obj_id, points, labels, refine=refine)
         g = self.gt[frame]
         ids = {int(g[int(round(y)), int(round(x))]) for x, y in points} - {0}
         self.prompted.setdefault(obj_id, set()).update(ids)
@@ -181,6 +197,7 @@ def main() -> None:
         figures["sam2_peak_gpu_mem_gb"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
     for k, v in figures.items():
         print(f"{k:28s} {v}")
+    runpy.run_path(str(RECORD))["store"](__file__, sys.argv[1:], figures)
     print(json.dumps(figures))
 
 

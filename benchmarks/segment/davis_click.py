@@ -10,6 +10,10 @@ and, as its last line, a JSON object with the figures::
     python benchmarks/segment/davis_click.py --sequences dog car-shadow --set chunk.size=48
 
 A rerun with the same ``--out`` resumes (finished sequences are kept).
+
+Run without arguments (as ``make bench`` runs it), it also stores
+its figures in ``docs/figures/davis_click.json`` and re-renders the docs that show
+them (benchmarks/record.py).
 """
 
 from __future__ import annotations
@@ -17,12 +21,15 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import runpy
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
+RECORD = Path(__file__).resolve().parents[1] / "record.py"  # store(): docs/figures/<stem>.json
 
 
 def main() -> int:
@@ -45,7 +52,7 @@ def main() -> int:
     frames_root, gt_root = root / "JPEGImages" / "480p", root / "Annotations" / "480p"
     if not gt_root.is_dir():
         print(f"no DAVIS data at {root}: nothing measured")
-        print(json.dumps({"davis_click_jf": None}))
+        print(json.dumps({}))
         return 0
     seqs = args.sequences or sorted(p.name for p in gt_root.iterdir() if p.is_dir())
     rows, frames_total, seconds = [], 0, 0.0
@@ -63,7 +70,7 @@ def main() -> int:
         pred = np.stack([res.labels(f.stem) > 0 for f in files]).astype(np.uint8)
         sc = evaluate_sequence(gt, pred, "mos", name=s)
         spent = sum(res.info["seconds"].values())  # computed now or when first run (resumed)
-        rows.append((s, sc.j.mean, sc.f.mean, sc.jf))
+        rows.append((s, float(sc.j.mean), float(sc.f.mean), float(sc.jf)))
         frames_total += len(res)
         seconds += spent
         print(
@@ -73,18 +80,19 @@ def main() -> int:
         )
     J, F, JF = (float(np.mean([r[i] for r in rows])) for i in (1, 2, 3))
     print(f"{'mean':<20}{J:7.3f}{F:7.3f}{JF:7.3f}{seconds / max(frames_total, 1):9.3f}")
-    print(
-        json.dumps(
-            {
-                "davis_click_bench": args.bench,
-                "davis_click_sequences": len(rows),
-                "davis_click_j": round(J, 4),
-                "davis_click_f": round(F, 4),
-                "davis_click_jf": round(JF, 4),
-                "davis_click_s_per_frame": round(seconds / max(frames_total, 1), 4),
-            }
-        )
-    )
+    figures = {
+        "davis_click_bench": args.bench,
+        "davis_click_sequences": len(rows),
+        "davis_click_j": round(J, 6),
+        "davis_click_f": round(F, 6),
+        "davis_click_jf": round(JF, 6),
+        "davis_click_s_per_frame": round(seconds / max(frames_total, 1), 4),
+        "davis_click_by_sequence": {
+            r[0]: {"J": round(r[1], 6), "F": round(r[2], 6), "JF": round(r[3], 6)} for r in rows
+        },
+    }
+    runpy.run_path(str(RECORD))["store"](__file__, sys.argv[1:], figures)
+    print(json.dumps(figures))
     return 0
 
 

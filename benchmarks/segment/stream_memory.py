@@ -6,12 +6,17 @@ the process's peak resident memory. Three runs: short and long with ``chunk.size
 the long one in a single chunk (what memory would be without streaming). Last line: JSON.
 
     python benchmarks/segment/stream_memory.py [--short 96] [--long 384] [--chunk 48]
+
+Run without arguments (as ``make bench`` runs it), it also stores
+its figures in ``docs/figures/stream_memory.json`` and re-renders the docs that show
+them (benchmarks/record.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import runpy
 import subprocess
 import sys
 import tempfile
@@ -28,6 +33,8 @@ rc = main(sys.argv[1:])
 print("PEAK_KB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 sys.exit(rc)
 """
+
+RECORD = Path(__file__).resolve().parents[1] / "record.py"  # store(): docs/figures/<stem>.json
 
 
 def frames(n: int, h: int = 240, w: int = 320, seed: int = 0):
@@ -86,6 +93,7 @@ def main() -> int:
     fig["segment_rss_ratio_long_over_short_chunked"] = round(
         fig["segment_peak_rss_mb_long_chunked"] / fig["segment_peak_rss_mb_short_chunked"], 3
     )
+    runpy.run_path(str(RECORD))["store"](__file__, sys.argv[1:], fig)
     print(json.dumps(fig))
     return 0
 

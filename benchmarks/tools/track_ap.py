@@ -16,10 +16,10 @@ import tempfile
 
 import hydra
 import lightning as L
-import torch
 
 from moseg.config import compose
 from moseg.models import ClassifierConfig
+from moseg.models.checkpoint import read_checkpoint_file
 from moseg.training import TrackClassifierModule
 
 
@@ -30,7 +30,7 @@ def main() -> None:
     ap.add_argument("--clips", type=int, default=20)
     ap.add_argument("overrides", nargs="*")
     args = ap.parse_args()
-    ckpt = torch.load(args.ckpt, map_location="cpu", weights_only=False)
+    ckpt = read_checkpoint_file(args.ckpt)  # weights_only: a checkpoint runs no code
     net = ClassifierConfig.from_dict(ckpt["moseg"]["classifier"]).to_dict()
     src = "data.sources.synthetic"
     with tempfile.TemporaryDirectory() as tmp:

@@ -76,7 +76,11 @@ def main() -> None:
     bench = BenchSpec.from_cfg(cfg.bench)
     bench.ensure()
     seqs = a.sequences or bench.list()
-    files, _ = preprocess_all(cfg, bench, seqs)
+    files, _, failed = preprocess_all(cfg, bench, seqs)
+    if failed:
+        raise SystemExit(
+            "preprocessing failed:\n" + "\n".join(f"{k}: {v}" for k, v in failed.items())
+        )
     model = None
     if a.ckpt:
         opts = OmegaConf.to_container(cfg.classifier, resolve=True)

@@ -64,7 +64,11 @@ def main() -> None:
     bench.ensure()
     seqs = a.sequences or bench.list()
     cfg.paths.output_dir = "/tmp/moseg-tune-decision"
-    files, _ = preprocess_all(cfg, bench, seqs)
+    files, _, failed = preprocess_all(cfg, bench, seqs)
+    if failed:
+        raise SystemExit(
+            "preprocessing failed:\n" + "\n".join(f"{k}: {v}" for k, v in failed.items())
+        )
     # every setting parsed and every densifier built once (knob values typed as YAML reads them)
     decisions = [(n, [float(v) for v in vals.split(",") if v]) for n, vals in decides]
     densifiers = [

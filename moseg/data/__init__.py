@@ -2,17 +2,20 @@
 (``samplers``), mixtures of sources and the LightningDataModule (``datamodule``)."""
 
 from moseg.data.datamodule import (
+    DataManifestError,
     MissingSourceError,
     Source,
     TrackDataModule,
     TrackDataset,
     collate,
+    compare_manifests,
 )
 from moseg.data.samplers import FixedSampler, MixtureSampler
 from moseg.data.samples import Augment, Sample, SamplingSpec, augment, read_sample
 
 __all__ = [
     "Augment",
+    "DataManifestError",
     "FixedSampler",
     "MissingSourceError",
     "MixtureSampler",
@@ -23,5 +26,6 @@ __all__ = [
     "TrackDataset",
     "augment",
     "collate",
+    "compare_manifests",
     "read_sample",
 ]

@@ -2,17 +2,17 @@
 
 A *source* (``moseg/conf/source/<name>.yaml``) is a folder of contract files with ``train``/``val``
 sub-folders, a mixture weight and a :class:`~moseg.data.samples.SamplingSpec`. A *mixture*
-(``moseg/conf/data/<a>+<b>.yaml``) is a set of sources. Training draws a source by weight, then a file
-uniformly, then a sample with a seed derived from (run seed, epoch, position): samples do not
-depend on the number of workers or processes.
+(``data=<a>+<b>``, composed by :class:`moseg.config.MixtureSource`) is a set of sources. Training
+draws a source by weight, then a file uniformly, then a sample with a seed derived from (run
+seed, epoch, position): samples do not depend on the number of workers or processes.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -58,15 +58,82 @@ class Source:
             prepare=d.get("prepare"),
         )
 
+    def generated(self, split: str) -> int | None:
+        """How many clips of ``split`` the generator makes (``prepare.splits``); None for a
+        converted source, or a split the generator does not make."""
+        n = ((self.prepare or {}).get("splits") or {}).get(split)
+        return None if n is None else int(n)
+
     def files(self, split: str) -> list[Path]:
+        """The contract files of ``split`` this source trains or validates on: for a generated
+        source exactly the clips its config names (``prepare.splits.<split>``; clips another
+        config added to the folder are not used), else every ``*.h5`` in ``root/split``."""
         folder = self.root / split
+        how = f"; make it with `{self.make}`" if self.make else ""
+        n = self.generated(split)
+        if n is not None:
+            from moseg.datasets.synthetic import clip_name
+
+            found = [folder / f"{clip_name(split, i)}.h5" for i in range(n)]
+            missing = [p.name for p in found if not p.is_file()]
+            if missing:
+                raise MissingSourceError(
+                    f"data source {self.name!r}: {len(missing)} of the {n} clips its config "
+                    f"names are not in {folder} (e.g. {missing[0]}){how}"
+                )
+            return found
         found = list_sequences(folder) if folder.is_dir() else []
         if not found:
-            how = f"; make it with `{self.make}`" if self.make else ""
             raise MissingSourceError(
                 f"data source {self.name!r}: no contract files (*.h5) in {folder}{how}"
             )
         return found
+
+
+class DataManifestError(ValueError):
+    """The files a run reads are not those it recorded; the message says which differ."""
+
+
+def _entry(path: Path, folder: Path) -> dict[str, Any]:
+    st = path.stat()
+    return {
+        "name": path.relative_to(folder).as_posix(),
+        "size": st.st_size,
+        "mtime_ns": st.st_mtime_ns,
+    }
+
+
+def compare_manifests(recorded: Mapping[str, Any], current: Mapping[str, Any]) -> str:
+    """How the files of ``current`` differ from ``recorded`` (both
+    :meth:`TrackDataModule.data_manifest`), or ``""``: per source and split the files added,
+    missing and changed (size or modification time; not checked for generated sources, whose
+    clips are fixed by the generator's seed and settings, which it checks itself)."""
+    old, new = recorded.get("sources") or {}, current.get("sources") or {}
+    diffs = [f"data source {n!r} is new" for n in new if n not in old]
+    diffs += [f"data source {n!r} is gone" for n in old if n not in new]
+
+    def names(xs: list[str]) -> str:
+        return ", ".join(xs[:3]) + (", ..." if len(xs) > 3 else "")
+
+    for name in (n for n in new if n in old):
+        was, now = old[name].get("splits") or {}, new[name]["splits"]
+        for split in sorted(set(was) | set(now)):
+            a = {e["name"]: e for e in was.get(split, [])}
+            b = {e["name"]: e for e in now.get(split, [])}
+            added = [k for k in b if k not in a]
+            missing = [k for k in a if k not in b]
+            changed = []
+            if not new[name].get("generated"):
+                stat = ("size", "mtime_ns")
+                changed = [k for k in a if k in b and any(a[k].get(x) != b[k][x] for x in stat)]
+            found = [
+                f"{len(xs)} {what} ({names(xs)})"
+                for xs, what in ((added, "added"), (missing, "missing"), (changed, "changed"))
+                if xs
+            ]
+            if found:
+                diffs.append(f"{name}/{split} in {new[name]['root']}: {', '.join(found)}")
+    return "; ".join(diffs)
 
 
 def depth_status(path: Path) -> tuple[bool, str]:
@@ -171,8 +238,8 @@ def collate(samples: list[Sample], feature_dim: int = 0) -> dict[str, Any]:
 class TrackDataModule(L.LightningDataModule):
     """Train on a weighted mixture of sources; validate on each source's val split separately.
 
-    ``sources`` maps a name to a source config (``moseg/conf/source/*.yaml``); a source with weight 0
-    is skipped entirely and need not exist."""
+    ``sources`` maps a name to a source config (``moseg/conf/source/*.yaml``); a source with
+    weight 0 is skipped entirely and need not exist."""
 
     def __init__(
         self,
@@ -232,6 +299,48 @@ class TrackDataModule(L.LightningDataModule):
 
             log.info("making data source %r in %s", s.name, s.root)
             prepare(s.prepare)
+
+    def trained_on(self) -> dict[str, Any]:
+        """What the classifier sees per pass, recorded in its checkpoints so that inference
+        cuts the same windows (:class:`moseg.inference.classify.ModelClassifier`): per source
+        its weight, window length, frame stride and most tracks; overall ``window`` (the longest
+        window), ``frame_stride`` (that of the source with the largest weight; the smaller
+        stride on a tie) and ``max_tracks`` (the most tracks of any source)."""
+        per = {
+            s.name: {
+                "weight": s.weight,
+                "num_frames": s.spec.num_frames,
+                "frame_stride": s.spec.frame_stride,
+                "max_tracks": s.spec.max_tracks,
+            }
+            for s in self.sources
+        }
+        main = min(self.sources, key=lambda s: (-s.weight, s.spec.frame_stride))
+        return {
+            "sources": per,
+            "window": max(s.spec.num_frames for s in self.sources),
+            "frame_stride": main.spec.frame_stride,
+            "max_tracks": max(s.spec.max_tracks for s in self.sources),
+        }
+
+    def data_manifest(self) -> dict[str, Any]:
+        """The files this run reads, per source and split, with their size and modification
+        time: ``{"version": 1, "sources": {name: {"root", "generated", "splits": {split:
+        [{"name", "size", "mtime_ns"}]}}}}`` (names relative to ``root/split``). The training
+        run records it in its folder (``data_manifest.json``)."""
+        sources = {}
+        for s in self.sources:
+            splits = {
+                split: [_entry(p, s.root / split) for p in s.files(split)]
+                for split in (s.train_split, s.val_split)
+                if split
+            }
+            sources[s.name] = {
+                "root": str(s.root),
+                "generated": s.prepare is not None,
+                "splits": splits,
+            }
+        return {"version": 1, "sources": sources}
 
     def check_sources(self) -> None:
         """Fail at once, naming the path and the command that makes it, if data is missing, and
@@ -316,7 +425,7 @@ class TrackDataModule(L.LightningDataModule):
                 if s.val_split:
                     vf = s.files(s.val_split)
                     # validation always takes the largest track count (fixed seeds, no aug)
-                    spec = replace(s.spec, num_tracks=(max(s.spec.num_tracks),))
+                    spec = s.spec.fixed(s.spec.max_tracks)
                     self.val_sets[s.name] = TrackDataset(
                         vf, [spec] * len(vf), None, self.open_files
                     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import weakref
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,19 +40,47 @@ class Sample:
 class SamplingSpec:
     """How to cut a sample out of a file (one per data source; see ``moseg/conf/source/*.yaml``)."""
 
-    num_tracks: tuple[int, ...] = (1024,)  # drawn uniformly per sample; capped at what exists
+    num_tracks: tuple[int, ...] = (1024,)  # one drawn uniformly per sample; capped at what exists
     num_frames: int = 24  # window length (fewer if the clip is shorter)
     frame_stride: int = 1  # take every k-th frame
     use_depth: bool = True
     use_features: bool = True
+    # (low, high): the track count is drawn uniformly from low..high (inclusive) instead of
+    # from ``num_tracks`` (the paper's ranges, experiment=paper)
+    num_tracks_range: tuple[int, int] | None = None
+
+    def __post_init__(self) -> None:
+        r = self.num_tracks_range
+        if r is not None and not (len(r) == 2 and 1 <= r[0] <= r[1]):
+            raise ValueError(
+                f"sampling.num_tracks_range must be [low, high], 1 <= low <= high: {r!r}"
+            )
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SamplingSpec:
         d = dict(d)
         nt = d.get("num_tracks", cls.num_tracks)
         d["num_tracks"] = tuple(int(x) for x in (nt if isinstance(nt, list | tuple) else [nt]))
+        if d.get("num_tracks_range") is not None:
+            d["num_tracks_range"] = tuple(int(x) for x in d["num_tracks_range"])
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in d.items() if k in known})
+
+    @property
+    def max_tracks(self) -> int:
+        """The largest track count a sample can have (validation takes it)."""
+        r = self.num_tracks_range
+        return int(r[1]) if r is not None else max(self.num_tracks)
+
+    def draw_num_tracks(self, rng: np.random.Generator) -> int:
+        r = self.num_tracks_range
+        if r is not None:
+            return int(rng.integers(r[0], r[1] + 1))
+        return int(rng.choice(self.num_tracks))
+
+    def fixed(self, n: int) -> SamplingSpec:
+        """This spec with the track count fixed to ``n``."""
+        return replace(self, num_tracks=(int(n),), num_tracks_range=None)
 
 
 @dataclass(frozen=True)
@@ -192,7 +220,7 @@ def read_sample(
     ids = np.flatnonzero(qf == q)  # sorted
     if ids.size == 0:
         raise ValueError(f"{m.path}: no track starts at frame {q}")
-    n = int(rng.choice(spec.num_tracks))
+    n = spec.draw_num_tracks(rng)
     if ids.size > n:
         ids = np.sort(rng.choice(ids, size=n, replace=False))
     t = _window(m.num_frames, q, spec, rng)

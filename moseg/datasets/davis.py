@@ -1,22 +1,24 @@
-"""DAVIS-style folders (DAVIS 2016/2017, FBMS-59, SegTrackv2) -> contract files, and the readers
-the benchmarks share.
+"""DAVIS-style folders (DAVIS 2016/2017, FBMS-59, SegTrackv2) -> contract files: the DAVIS
+layout's reader, the readers the benchmarks share, and the converter.
 
-Three raw layouts, chosen by ``dataset.layout`` (docs/datasets/davis.md has the details):
+Three raw layouts, chosen by ``dataset.layout`` (docs/datasets/davis.md has the details), one
+module each:
 
-- ``davis``: ``JPEGImages/<res>/<seq>/*.jpg``, ``Annotations/<res>/<seq>/*.png`` (DAVIS 2016: grey
-  0/255, one object; DAVIS 2017: palette PNGs whose indices are object ids, 255 void) and split
-  lists ``ImageSets/<res>/<split>.txt`` (DAVIS 2016: frame/mask path pairs) or
+- ``davis`` (here): ``JPEGImages/<res>/<seq>/*.jpg``, ``Annotations/<res>/<seq>/*.png`` (DAVIS
+  2016: grey 0/255, one object; DAVIS 2017: palette PNGs whose indices are object ids, 255 void)
+  and split lists ``ImageSets/<res>/<split>.txt`` (DAVIS 2016: frame/mask path pairs) or
   ``ImageSets/2017/<split>.txt`` (DAVIS 2017: sequence names).
-- ``fbms59``: ``{Trainingset,Testset}/<seq>/*.jpg`` with sparse ground truth in
-  ``<seq>/GroundTruth/`` (``<seq>Def.dat`` plus one PGM/PPM/PNG per annotated frame, each object
-  a distinct grey or colour). Frames without ground truth are not annotated (masks 255).
-- ``segtrackv2``: ``JPEGImages/<seq>/*`` and ``GroundTruth/<seq>/`` holding one mask per frame
-  (one object) or one sub-folder per object (``1/``, ``2/``, ...), merged into object ids. Masks
-  are matched to frames by natural sort order, with a count check.
+- ``fbms59`` (:mod:`moseg.datasets.fbms`): ``{Trainingset,Testset}/<seq>/*.jpg`` with sparse
+  ground truth in ``<seq>/GroundTruth/``. Frames without ground truth are not annotated (masks
+  255).
+- ``segtrackv2`` (:mod:`moseg.datasets.segtrackv2`): ``JPEGImages/<seq>/*`` and
+  ``GroundTruth/<seq>/`` holding one mask per frame or one sub-folder per object.
 
-One reader per layout: the DAVIS masks are read here, FBMS-59's in :mod:`moseg.datasets.fbms`,
-SegTrackv2's in :mod:`moseg.datasets.segtrackv2`; the folders of all three, the dispatch and the
-converter are here.
+Each layout module gives its folders (``<layout>_sequence_dirs``, ``<layout>_check_root``,
+``<layout>_list_sequences``) and its ground truth (``<layout>_ground_truth``); :data:`READERS`
+maps a layout to them, and the public readers below and the converter pick by layout. What the
+three share (:class:`LayoutOptions`, :class:`GroundTruth`, split lists) is in
+:mod:`moseg.datasets.common`.
 
 Every object in these masks moves (labels: any object id > 0 is moving). The readers
 (:func:`list_sequences`, :func:`read_masks`, :func:`read_sequence`) are public so that the
@@ -29,130 +31,57 @@ benchmark code loads ground truth exactly as the converter does. Source files ar
 
 from __future__ import annotations
 
-import logging
-from dataclasses import dataclass, fields
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-import cv2
 import numpy as np
 from omegaconf import DictConfig
 from PIL import Image
 
 from moseg.config import to_plain
-from moseg.datasets.common import (
+from moseg.datasets.common import (  # noqa: F401  (parse_split_list: re-exported)
+    GroundTruth,
     InputError,
+    LayoutOptions,
+    check_mask_size,
     frame_settings,
+    image_size,
+    layout_options,
+    listed_sequences,
     main,
+    parse_split_list,
     prep_config,
+    require_dir,
     select_found,
     sequence_jobs,
+    subdirs,
 )
-from moseg.datasets.raw import (
-    RawSequence,
-    pack_rgb,
-    preprocess_masks,
-    voc_palette,
+from moseg.datasets.fbms import (
+    fbms_check_root,
+    fbms_ground_truth,
+    fbms_list_sequences,
+    fbms_sequence_dirs,
+)
+from moseg.datasets.raw import RawSequence, pack_rgb, preprocess_masks, voc_palette
+from moseg.datasets.segtrackv2 import (
+    segtrackv2_check_root,
+    segtrackv2_ground_truth,
+    segtrackv2_list_sequences,
+    segtrackv2_sequence_dirs,
 )
 from moseg.io.contract import MASK_VOID, Sequence
-from moseg.prep.frames import (
-    IMAGE_EXTS,
-    FrameError,
-    FrameSpec,
-    list_frame_files,
-    natural_key,
-    read_frames,
-)
+from moseg.prep.frames import FrameError, FrameSpec, list_frame_files, natural_key, read_frames
 from moseg.prep.jobs import Job
 from moseg.prep.pipeline import resize_masks
 
-log = logging.getLogger(__name__)
-
 VERSION = 1
 LAYOUTS = ("davis", "fbms59", "segtrackv2")
-FBMS_SPLIT_DIRS = {"train": "Trainingset", "test": "Testset"}
-MASK_FORMATS = ("auto", "binary", "indexed")
-MISSING_MASKS = ("error", "unannotated")
-BACKGROUNDS = ("auto", "white", "black")
 
 
 # ----------------------------------------------------------------------------------------------
-# Options and results
+# DAVIS mask files
 # ----------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class LayoutOptions:
-    """How to read a raw tree; the same keys as in
-    moseg/conf/dataset/{davis,fbms59,segtrackv2}.yaml."""
-
-    resolution: str = "480p"  # davis: sub-folder of JPEGImages/ and Annotations/
-    imagesets: str | None = None  # davis: folder of the split lists (relative to the root)
-    masks: str = "auto"  # davis: auto | binary | indexed
-    missing_masks: str = "error"  # davis: a kept frame without a mask: error | unannotated
-    background: str = "auto"  # fbms59: colour of the background region: auto | white | black
-    fps: float = 24.0  # frame rate of the frame folders (they carry none)
-
-    def __post_init__(self) -> None:
-        for name, allowed in (
-            ("masks", MASK_FORMATS),
-            ("missing_masks", MISSING_MASKS),
-            ("background", BACKGROUNDS),
-        ):
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
-
-    @classmethod
-    def from_dict(cls, d: Any) -> LayoutOptions:
-        """Options from a mapping (e.g. the ``dataset`` config); unknown keys are ignored."""
-        d = dict(to_plain(d) or {})
-        known = {f.name for f in fields(cls)}
-        kw = {k: v for k, v in d.items() if k in known and v is not None}
-        if "fps" in kw:
-            kw["fps"] = float(kw["fps"])
-        return cls(**kw)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-
-def _options(options: LayoutOptions | dict[str, Any] | None) -> LayoutOptions:
-    if isinstance(options, LayoutOptions):
-        return options
-    return LayoutOptions.from_dict(options or {})
-
-
-@dataclass
-class GroundTruth:
-    """Instance masks of the kept frames of one sequence, at the frames' original size."""
-
-    masks: np.ndarray  # [T, H, W] uint8: 0 background, 1..254 objects, 255 void / not annotated
-    annotated: np.ndarray  # [T] bool: the frame has ground truth
-    files: list[str | None]  # [T] the mask file(s) of each frame ("a|b" for several objects)
-    info: dict[str, Any]  # JSON-able: format, object ids, notes (stored in the provenance)
-
-
-# ----------------------------------------------------------------------------------------------
-# Colour palettes and mask files
-# ----------------------------------------------------------------------------------------------
-def _image_size(path: Path) -> tuple[int, int]:
-    """(H, W) of an image, from its header where possible."""
-    try:
-        with Image.open(path) as im:
-            w, h = im.size
-        return int(h), int(w)
-    except Exception:  # formats PIL does not know: decode fully
-        img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-        if img is None:
-            raise FrameError(f"{path}: cannot be read as an image") from None
-        return int(img.shape[0]), int(img.shape[1])
-
-
-def _check_size(path: Path | str, shape: tuple[int, ...], size: tuple[int, int], ref: str) -> None:
-    if tuple(shape[:2]) != tuple(size):
-        raise FrameError(
-            f"{path}: mask is {shape[1]}x{shape[0]}, but the frames ({ref}) are {size[1]}x{size[0]}"
-        )
-
-
 def _read_davis_mask(path: Path) -> tuple[np.ndarray, str]:
     """A DAVIS annotation as ``(values [H, W], kind)``; kind is "palette", "grey" or "rgb"."""
     try:
@@ -197,65 +126,22 @@ def _rgb_to_ids(rgb: np.ndarray, path: Path) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------------------------
-# Where things are
+# DAVIS folders
 # ----------------------------------------------------------------------------------------------
-def _check_layout(layout: str) -> None:
-    if layout not in LAYOUTS:
-        raise InputError(f"layout must be one of {LAYOUTS}, got {layout!r}")
-
-
-def _subdirs(folder: Path) -> list[str]:
-    return sorted(
-        (p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")),
-        key=natural_key,
-    )
-
-
-def _require_dir(path: Path, what: str) -> None:
-    if not path.is_dir():
-        raise InputError(f"{path}: {what} not found")
-
-
-def _fbms_dirs(root: Path, split: str | None) -> list[Path]:
-    if split is None:
-        return [root / d for d in FBMS_SPLIT_DIRS.values()]
-    return [root / FBMS_SPLIT_DIRS.get(split, split)]
-
-
-def sequence_dirs(
-    layout: str,
-    root: str | Path,
-    seq: str,
-    *,
-    split: str | None = None,
-    options: LayoutOptions | dict[str, Any] | None = None,
+def davis_sequence_dirs(
+    root: Path, seq: str, split: str | None, opts: LayoutOptions
 ) -> tuple[Path, Path]:
-    """(frame folder, ground-truth folder) of sequence ``seq``.
-
-    For ``fbms59``, ``split`` (train/test or the folder name) picks the set; without it both sets
-    are searched.
-    """
-    _check_layout(layout)
-    opts, root = _options(options), Path(root)
-    if layout == "davis":
-        return (
-            root / "JPEGImages" / opts.resolution / seq,
-            root / "Annotations" / opts.resolution / seq,
-        )
-    if layout == "segtrackv2":
-        return root / "JPEGImages" / seq, root / "GroundTruth" / seq
-    found = [d / seq for d in _fbms_dirs(root, split) if (d / seq).is_dir()]
-    if len(found) > 1:
-        raise InputError(f"{root}: sequence {seq!r} is in {found}; give the split")
-    if not found:
-        where = " or ".join(str(d / seq) for d in _fbms_dirs(root, split))
-        raise InputError(f"{where}: sequence folder not found")
-    return found[0], found[0] / "GroundTruth"
+    """(frame folder, annotation folder) of ``seq`` at ``opts.resolution``; ``split`` is not
+    needed (the folders hold every split)."""
+    return (
+        root / "JPEGImages" / opts.resolution / seq,
+        root / "Annotations" / opts.resolution / seq,
+    )
 
 
 def split_list_file(root: str | Path, split: str, options: Any = None) -> Path:
     """The DAVIS split list of ``split``; :class:`InputError` naming the paths tried if none."""
-    opts, root = _options(options), Path(root)
+    opts, root = layout_options(options), Path(root)
     if opts.imagesets:
         folders = [root / opts.imagesets]
     else:
@@ -271,111 +157,34 @@ def split_list_file(root: str | Path, split: str, options: Any = None) -> Path:
     )
 
 
-def parse_split_list(path: str | Path) -> list[str]:
-    """Sequence names in a DAVIS split list, in order, without repeats.
-
-    A line is either a sequence name (DAVIS 2017) or a frame path, possibly followed by a mask
-    path (DAVIS 2016: ``/JPEGImages/480p/bear/00000.jpg /Annotations/480p/bear/00000.png``).
-    """
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as e:
-        raise InputError(f"{path}: cannot be read ({e})") from e
-    out: dict[str, None] = {}
-    for n, line in enumerate(text.splitlines(), 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        token = line.split()[0].lstrip("*")
-        parts = [p for p in token.replace("\\", "/").split("/") if p]
-        if not parts:
-            raise InputError(f"{path}:{n}: cannot read a sequence from {line!r}")
-        if len(parts) > 1 and Path(parts[-1]).suffix.lower() in IMAGE_EXTS:
-            out[parts[-2]] = None
-        else:
-            out[parts[-1]] = None
-    return list(out)
+def davis_check_root(root: Path, opts: LayoutOptions, splits: list[str] | None) -> None:
+    """:class:`InputError` naming the folder when ``root`` has no sequence folders under
+    ``JPEGImages/<resolution>/``."""
+    img = root / "JPEGImages" / opts.resolution
+    require_dir(img, f"frame folder of a DAVIS tree at resolution {opts.resolution!r}")
+    if not subdirs(img):
+        raise InputError(f"{img}: holds no sequence folders")
 
 
-def check_root(
-    layout: str, root: str | Path, options: Any = None, splits: list[str] | None = None
-) -> None:
-    """:class:`InputError` naming the path if ``root`` is not a tree in ``layout``."""
-    _check_layout(layout)
-    opts, root = _options(options), Path(root)
-    if not root.is_dir():
-        raise InputError(f"{root}: raw dataset folder not found (set dataset.raw)")
-    if layout == "davis":
-        img = root / "JPEGImages" / opts.resolution
-        _require_dir(img, f"frame folder of a DAVIS tree at resolution {opts.resolution!r}")
-        if not _subdirs(img):
-            raise InputError(f"{img}: holds no sequence folders")
-    elif layout == "segtrackv2":
-        _require_dir(root / "JPEGImages", "frame folder of a SegTrackv2 tree")
-        _require_dir(root / "GroundTruth", "ground-truth folder of a SegTrackv2 tree")
-        if not _subdirs(root / "JPEGImages"):
-            raise InputError(f"{root / 'JPEGImages'}: holds no sequence folders")
-    else:
-        for d in _fbms_dirs(root, None) if splits is None else _fbms_dirs_for(root, splits):
-            _require_dir(d, "FBMS-59 set folder")
-
-
-def _fbms_dirs_for(root: Path, splits: list[str]) -> list[Path]:
-    return [d for s in splits for d in _fbms_dirs(root, s)]
-
-
-def list_sequences(
-    layout: str,
-    root: str | Path,
-    split: str | None = None,
-    *,
-    options: LayoutOptions | dict[str, Any] | None = None,
-) -> list[str]:
-    """Names of the sequences of ``split`` present under ``root`` (natural order).
-
-    - davis: the sequences in the split list (see :func:`split_list_file`) that have a frame
-      folder (listed ones without are skipped with a warning); ``split=None``: every folder.
-    - fbms59: the folders in ``Trainingset`` (split "train") or ``Testset`` ("test");
-      ``split=None``: both.
-    - segtrackv2: ``ImageSets/all.txt`` when present (a leading ``*`` is dropped), else every
-      folder in ``JPEGImages``; ``split`` is ignored (SegTrackv2 has one set).
-    """
-    _check_layout(layout)
-    opts, root = _options(options), Path(root)
-    check_root(layout, root, opts, None if split is None or layout != "fbms59" else [split])
-    if layout == "fbms59":
-        return [s for d in _fbms_dirs(root, split) if d.is_dir() for s in _subdirs(d)]
-    if layout == "davis":
-        present = _subdirs(root / "JPEGImages" / opts.resolution)
-        if split is None:
-            return present
-        lst = split_list_file(root, split, opts)
-    else:
-        present = _subdirs(root / "JPEGImages")
-        lst = root / "ImageSets" / "all.txt"
-        if not lst.is_file():
-            return present
-    listed = parse_split_list(lst)
-    if not listed:
-        raise InputError(f"{lst}: lists no sequence")
-    absent = [s for s in listed if s not in set(present)]
-    if absent:
-        log.warning(
-            "%s: %d listed sequences have no frame folder and are skipped: %s",
-            lst,
-            len(absent),
-            ", ".join(absent[:8]) + (" ..." if len(absent) > 8 else ""),
-        )
-    return sorted((s for s in listed if s in set(present)), key=natural_key)
+def davis_list_sequences(root: Path, split: str | None, opts: LayoutOptions) -> list[str]:
+    """The sequences of ``split``'s list (:func:`split_list_file`) that have a frame folder;
+    every frame folder when ``split`` is None."""
+    present = subdirs(root / "JPEGImages" / opts.resolution)
+    if split is None:
+        return present
+    return listed_sequences(split_list_file(root, split, opts), present)
 
 
 # ----------------------------------------------------------------------------------------------
-# Ground truth per layout
+# DAVIS ground truth
 # ----------------------------------------------------------------------------------------------
-def _davis_gt(
+def davis_ground_truth(
     files: list[Path], kept: np.ndarray, gt_dir: Path, opts: LayoutOptions, size: tuple[int, int]
 ) -> GroundTruth:
+    """Masks of the ``kept`` frames (indices into ``files``) from ``gt_dir``, at ``size`` (H, W),
+    matched to the frames by name (or by order when no name matches and the counts agree);
+    ``opts.masks`` tells binary from indexed masks, ``opts.missing_masks`` what a kept frame
+    without a mask is."""
     if not gt_dir.is_dir():
         raise FrameError(f"{gt_dir}: annotation folder does not exist")
     masks = {
@@ -416,7 +225,7 @@ def _davis_gt(
             used.append(None)
             continue
         a, kind = _read_davis_mask(p)
-        _check_size(p, a.shape, size, str(files[i]))
+        check_mask_size(p, a.shape, size, str(files[i]))
         raw.append((a, kind))
         used.append(str(p))
     annotated = np.array([r is not None for r in raw], bool)
@@ -455,19 +264,90 @@ def _davis_gt(
     )
 
 
-def _gt_reader(layout: str):
-    """The ground-truth reader of ``layout``: one module per layout (fbms59 and segtrackv2 live
-    in :mod:`moseg.datasets.fbms` and :mod:`moseg.datasets.segtrackv2`, imported here late, since
-    they use this module's shared helpers)."""
-    if layout == "fbms59":
-        from moseg.datasets.fbms import fbms_ground_truth
+# ----------------------------------------------------------------------------------------------
+# One reader per layout
+# ----------------------------------------------------------------------------------------------
+class LayoutReader(NamedTuple):
+    """What a layout module gives; each takes the root as a Path and :class:`LayoutOptions`."""
 
-        return fbms_ground_truth
-    if layout == "segtrackv2":
-        from moseg.datasets.segtrackv2 import segtrackv2_ground_truth
+    sequence_dirs: Callable[[Path, str, str | None, LayoutOptions], tuple[Path, Path]]
+    check_root: Callable[[Path, LayoutOptions, list[str] | None], None]
+    list_sequences: Callable[[Path, str | None, LayoutOptions], list[str]]
+    ground_truth: Callable[
+        [list[Path], np.ndarray, Path, LayoutOptions, tuple[int, int]], GroundTruth
+    ]
 
-        return segtrackv2_ground_truth
-    return _davis_gt
+
+READERS: dict[str, LayoutReader] = {
+    "davis": LayoutReader(
+        davis_sequence_dirs, davis_check_root, davis_list_sequences, davis_ground_truth
+    ),
+    "fbms59": LayoutReader(
+        fbms_sequence_dirs, fbms_check_root, fbms_list_sequences, fbms_ground_truth
+    ),
+    "segtrackv2": LayoutReader(
+        segtrackv2_sequence_dirs,
+        segtrackv2_check_root,
+        segtrackv2_list_sequences,
+        segtrackv2_ground_truth,
+    ),
+}
+
+
+def reader(layout: str) -> LayoutReader:
+    """The reader of ``layout``; :class:`InputError` for a layout not in :data:`LAYOUTS`."""
+    if layout not in LAYOUTS:
+        raise InputError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+    return READERS[layout]
+
+
+def sequence_dirs(
+    layout: str,
+    root: str | Path,
+    seq: str,
+    *,
+    split: str | None = None,
+    options: LayoutOptions | dict[str, Any] | None = None,
+) -> tuple[Path, Path]:
+    """(frame folder, ground-truth folder) of sequence ``seq``.
+
+    For ``fbms59``, ``split`` (train/test or the folder name) picks the set; without it both sets
+    are searched.
+    """
+    return reader(layout).sequence_dirs(Path(root), seq, split, layout_options(options))
+
+
+def check_root(
+    layout: str, root: str | Path, options: Any = None, splits: list[str] | None = None
+) -> None:
+    """:class:`InputError` naming the path if ``root`` is not a tree in ``layout``."""
+    read = reader(layout)
+    opts, root = layout_options(options), Path(root)
+    if not root.is_dir():
+        raise InputError(f"{root}: raw dataset folder not found (set dataset.raw)")
+    read.check_root(root, opts, splits)
+
+
+def list_sequences(
+    layout: str,
+    root: str | Path,
+    split: str | None = None,
+    *,
+    options: LayoutOptions | dict[str, Any] | None = None,
+) -> list[str]:
+    """Names of the sequences of ``split`` present under ``root`` (natural order).
+
+    - davis: the sequences in the split list (see :func:`split_list_file`) that have a frame
+      folder (listed ones without are skipped with a warning); ``split=None``: every folder.
+    - fbms59: the folders in ``Trainingset`` (split "train") or ``Testset`` ("test");
+      ``split=None``: both.
+    - segtrackv2: ``ImageSets/all.txt`` when present (a leading ``*`` is dropped), else every
+      folder in ``JPEGImages``; ``split`` is ignored (SegTrackv2 has one set).
+    """
+    read = reader(layout)
+    opts, root = layout_options(options), Path(root)
+    check_root(layout, root, opts, None if split is None or layout != "fbms59" else [split])
+    return read.list_sequences(root, split, opts)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -485,15 +365,15 @@ def read_masks(
 ) -> GroundTruth:
     """Ground truth of the frames ``spec`` keeps, at the frames' original size, without decoding
     the frames (for evaluation). ``frame_size`` (H, W) skips reading one frame's header."""
-    opts = _options(options)
+    opts = layout_options(options)
     spec = spec or FrameSpec()
     frames_dir, gt_dir = sequence_dirs(layout, root, seq, split=split, options=opts)
     files, _ = list_frame_files(frames_dir)
     kept = spec.select(len(files))
     if len(kept) == 0:
         raise FrameError(f"{frames_dir}: start={spec.start} is past its {len(files)} frames")
-    size = frame_size or _image_size(files[int(kept[0])])
-    gt = _gt_reader(layout)(files, kept, gt_dir, opts, tuple(size))
+    size = frame_size or image_size(files[int(kept[0])])
+    gt = reader(layout).ground_truth(files, kept, gt_dir, opts, tuple(size))
     gt.info = {"layout": layout, "sequence": seq, **gt.info}
     return gt
 
@@ -511,7 +391,7 @@ def read_sequence(
 
     Masks are resized (nearest) to the frames' size when ``spec.longest_side`` shrank them.
     """
-    opts = _options(options)
+    opts = layout_options(options)
     frames_dir, _ = sequence_dirs(layout, root, seq, split=split, options=opts)
     frames = read_frames(frames_dir, spec, fps=opts.fps)
     gt = read_masks(
@@ -552,7 +432,7 @@ def make_jobs(cfg: DictConfig) -> list[Job]:
     """One job per sequence of every split in ``dataset.splits`` (discovery only)."""
     d = cfg.dataset
     layout = str(d.get("layout") or "davis")
-    _check_layout(layout)
+    reader(layout)
     if not d.get("raw"):
         raise InputError("dataset.raw is not set: give the folder of the raw dataset")
     root = Path(str(d.raw))

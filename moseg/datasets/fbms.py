@@ -1,7 +1,11 @@
-"""FBMS-59 ground truth: ``<seq>/GroundTruth/<seq>Def.dat`` plus one PGM/PPM/PNG per annotated
-frame, each object a distinct grey or colour (sparse: frames without a file are not annotated).
-The layout's folders and the converter are those of :mod:`moseg.datasets.davis`
-(``dataset=fbms59``)."""
+"""FBMS-59: ``{Trainingset,Testset}/<seq>/*.jpg``, with sparse ground truth in
+``<seq>/GroundTruth/``: ``<seq>Def.dat`` plus one PGM/PPM/PNG per annotated frame, each object a
+distinct grey or colour (frames without a file are not annotated).
+
+The layout's folders (:func:`fbms_sequence_dirs`, :func:`fbms_check_root`,
+:func:`fbms_list_sequences`) and its ground truth (:func:`fbms_ground_truth`). The converter,
+which picks the reader by ``dataset.layout``, is :mod:`moseg.datasets.davis` (``dataset=fbms59``).
+"""
 
 from __future__ import annotations
 
@@ -12,10 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
-from moseg.datasets.davis import (
+from moseg.datasets.common import (
     GroundTruth,
+    InputError,
     LayoutOptions,
-    _check_size,
+    check_mask_size,
+    require_dir,
+    subdirs,
 )
 from moseg.datasets.raw import pack_rgb, read_label_image
 from moseg.io.contract import MASK_VOID
@@ -24,8 +31,54 @@ from moseg.prep.frames import IMAGE_EXTS, FrameError, natural_key
 log = logging.getLogger(__name__)
 
 WHITE = 0xFFFFFF
+SPLIT_DIRS = {"train": "Trainingset", "test": "Testset"}
 
 
+# ----------------------------------------------------------------------------------------------
+# Where things are
+# ----------------------------------------------------------------------------------------------
+def split_dirs(root: Path, split: str | None) -> list[Path]:
+    """The set folders of ``split`` (train/test or the folder's name); both sets when None."""
+    if split is None:
+        return [root / d for d in SPLIT_DIRS.values()]
+    return [root / SPLIT_DIRS.get(split, split)]
+
+
+def fbms_sequence_dirs(
+    root: Path, seq: str, split: str | None, opts: LayoutOptions
+) -> tuple[Path, Path]:
+    """(frame folder, ground-truth folder) of ``seq``, searched in the set of ``split`` (both
+    sets when None); :class:`InputError` when it is in none or in both."""
+    found = [d / seq for d in split_dirs(root, split) if (d / seq).is_dir()]
+    if len(found) > 1:
+        raise InputError(f"{root}: sequence {seq!r} is in {found}; give the split")
+    if not found:
+        where = " or ".join(str(d / seq) for d in split_dirs(root, split))
+        raise InputError(f"{where}: sequence folder not found")
+    return found[0], found[0] / "GroundTruth"
+
+
+def fbms_check_root(root: Path, opts: LayoutOptions, splits: list[str] | None) -> None:
+    """:class:`InputError` naming the folder when a set folder of ``splits`` (both sets when
+    None) is missing."""
+    dirs = (
+        split_dirs(root, None)
+        if splits is None
+        else [d for s in splits for d in split_dirs(root, s)]
+    )
+    for d in dirs:
+        require_dir(d, "FBMS-59 set folder")
+
+
+def fbms_list_sequences(root: Path, split: str | None, opts: LayoutOptions) -> list[str]:
+    """The sequence folders of the set of ``split`` (both sets when None), in natural order per
+    set."""
+    return [s for d in split_dirs(root, split) if d.is_dir() for s in subdirs(d)]
+
+
+# ----------------------------------------------------------------------------------------------
+# Ground truth
+# ----------------------------------------------------------------------------------------------
 @dataclass
 class FbmsDefinition:
     """The parts of an FBMS ``<seq>Def.dat`` the converter uses."""
@@ -132,6 +185,9 @@ def _fbms_gt_stem(path: Path) -> str:
 def fbms_ground_truth(
     files: list[Path], kept: np.ndarray, gt_dir: Path, opts: LayoutOptions, size: tuple[int, int]
 ) -> GroundTruth:
+    """Masks of the ``kept`` frames (indices into ``files``) from ``gt_dir``, at ``size`` (H, W):
+    region colours from the definition file (or the colours found, in order of value), the
+    background chosen by ``opts.background``; frames without a file are void, not annotated."""
     if not gt_dir.is_dir():
         raise FrameError(f"{gt_dir}: ground-truth folder does not exist")
     defs = sorted(gt_dir.glob("*Def.dat")) or sorted(gt_dir.glob("*.dat"))
@@ -192,7 +248,7 @@ def fbms_ground_truth(
     # every ground-truth file, so that object ids do not depend on the frames kept
     values = {idx: read_label_image(p) for idx, p in gt_of.items()}
     for idx, a in values.items():
-        _check_size(gt_of[idx], a.shape, size, str(files[idx]))
+        check_mask_size(gt_of[idx], a.shape, size, str(files[idx]))
     colour = any(a.ndim == 3 for a in values.values())
     if colour:  # grey files among colour ones: grey v is the colour (v, v, v)
         values = {

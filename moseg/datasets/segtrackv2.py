@@ -1,7 +1,12 @@
-"""SegTrackv2 ground truth: ``GroundTruth/<seq>/`` holding one mask per frame (one object) or one
-sub-folder per object (``1/``, ``2/``, ...), merged into object ids and paired with the frames by
-sorted order. The layout's folders and the converter are those of :mod:`moseg.datasets.davis`
-(``dataset=segtrackv2``)."""
+"""SegTrackv2: ``JPEGImages/<seq>/*`` and ``GroundTruth/<seq>/`` holding one mask per frame (one
+object) or one sub-folder per object (``1/``, ``2/``, ...), merged into object ids and paired with
+the frames by sorted order; the optional ``ImageSets/all.txt`` lists the sequences.
+
+The layout's folders (:func:`segtrackv2_sequence_dirs`, :func:`segtrackv2_check_root`,
+:func:`segtrackv2_list_sequences`) and its ground truth (:func:`segtrackv2_ground_truth`). The
+converter, which picks the reader by ``dataset.layout``, is :mod:`moseg.datasets.davis`
+(``dataset=segtrackv2``).
+"""
 
 from __future__ import annotations
 
@@ -9,18 +14,52 @@ from pathlib import Path
 
 import numpy as np
 
-from moseg.datasets.davis import (
+from moseg.datasets.common import (
     GroundTruth,
+    InputError,
     LayoutOptions,
-    _check_size,
-    _subdirs,
+    check_mask_size,
+    listed_sequences,
+    require_dir,
+    subdirs,
 )
 from moseg.datasets.raw import read_label_image
 from moseg.prep.frames import IMAGE_EXTS, FrameError, list_frame_files
 
-WHITE = 0xFFFFFF
+
+# ----------------------------------------------------------------------------------------------
+# Where things are
+# ----------------------------------------------------------------------------------------------
+def segtrackv2_sequence_dirs(
+    root: Path, seq: str, split: str | None, opts: LayoutOptions
+) -> tuple[Path, Path]:
+    """(frame folder, ground-truth folder) of ``seq``; SegTrackv2 has one set (``split`` is
+    ignored)."""
+    return root / "JPEGImages" / seq, root / "GroundTruth" / seq
 
 
+def segtrackv2_check_root(root: Path, opts: LayoutOptions, splits: list[str] | None) -> None:
+    """:class:`InputError` naming the folder when ``root`` lacks ``JPEGImages/`` (with sequence
+    folders) or ``GroundTruth/``."""
+    require_dir(root / "JPEGImages", "frame folder of a SegTrackv2 tree")
+    require_dir(root / "GroundTruth", "ground-truth folder of a SegTrackv2 tree")
+    if not subdirs(root / "JPEGImages"):
+        raise InputError(f"{root / 'JPEGImages'}: holds no sequence folders")
+
+
+def segtrackv2_list_sequences(root: Path, split: str | None, opts: LayoutOptions) -> list[str]:
+    """The sequences of ``ImageSets/all.txt`` (a leading ``*`` is dropped) that have frames, or
+    every frame folder without that list; ``split`` is ignored."""
+    present = subdirs(root / "JPEGImages")
+    lst = root / "ImageSets" / "all.txt"
+    if not lst.is_file():
+        return present
+    return listed_sequences(lst, present)
+
+
+# ----------------------------------------------------------------------------------------------
+# Ground truth
+# ----------------------------------------------------------------------------------------------
 def _binary(path: Path) -> np.ndarray:
     """A mask file -> ``[H, W]`` bool: above half of the file's largest value (0/1 or 0/255)."""
     a = read_label_image(path)
@@ -33,9 +72,12 @@ def _binary(path: Path) -> np.ndarray:
 def segtrackv2_ground_truth(
     files: list[Path], kept: np.ndarray, gt_dir: Path, opts: LayoutOptions, size: tuple[int, int]
 ) -> GroundTruth:
+    """Masks of the ``kept`` frames (indices into ``files``) from ``gt_dir``, at ``size`` (H, W):
+    object folders become ids 1, 2, ... (a later one covers an earlier one); every frame is
+    annotated."""
     if not gt_dir.is_dir():
         raise FrameError(f"{gt_dir}: ground-truth folder does not exist")
-    subs = [gt_dir / s for s in _subdirs(gt_dir)]
+    subs = [gt_dir / s for s in subdirs(gt_dir)]
     folders = subs or [gt_dir]
     notes: list[str] = []
     per_object: list[list[Path]] = []
@@ -60,7 +102,7 @@ def segtrackv2_ground_truth(
         for k, masks in enumerate(per_object, 1):
             p = masks[int(i)]
             m = _binary(p)
-            _check_size(p, m.shape, size, str(files[int(i)]))
+            check_mask_size(p, m.shape, size, str(files[int(i)]))
             overlap += int((m & (out[t] > 0)).sum())
             out[t][m] = k  # a later object covers an earlier one
         used.append("|".join(str(m[int(i)]) for m in per_object))

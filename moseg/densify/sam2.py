@@ -5,29 +5,36 @@ at it); ``N`` tracks; ``P`` prompt points; ``K`` objects.
 
 The algorithm (:func:`densify_with_predictor`) talks to SAM2 only through the small
 :class:`VideoPredictor` protocol, so it runs the same on the real model (:class:`Sam2Predictor`)
-and on a deterministic fake in the tests. Every number is a knob of :class:`Sam2Params`.
+and on a deterministic fake in the tests. Every number and rule is a knob of
+:class:`Sam2Params`; the defaults are the release's (``sam2/run_sam2.py`` of "Segment Any Motion
+in Videos"), and each rule we tried instead is kept as a named alternative (docs/densify-sam2.md
+lists them with why we had them).
 
-1. **Group.** Among the moving tracks not yet used, count the visible ones per frame; the
-   *canonical frame* is the temporally middle one of the ``canonical_top_fraction`` of frames with
-   the most of them. Click the medoid of the visible tracks there (a fresh SAM2 session, one
-   positive point), dilate the mask (``dilate_kernel`` square, ``dilate_iterations`` times) and
-   collect the tracks inside it. With at least ``min_tracks`` of them the group becomes an object.
-   Either way the covered tracks *and the clicked track* leave the pool (so an empty mask still
-   makes progress and a rejected region is not clicked again). Stop after ``max_rounds`` clicks
-   or when fewer than ``min_tracks`` tracks are left.
-2. **Prompt and propagate, per object** (a fresh session each). Prompt frames: the canonical
-   frame, then every ``prompt_every`` frames from it in both directions, skipping frames where
-   fewer than ``prompt_min_tracks`` of the object's tracks are visible. On each, click the medoid
-   of the object's visible tracks; when the (dilated) mask holds fewer than ``reprompt_coverage``
-   of them, replace that click by ``reprompt_points`` points (the track nearest the centroid,
-   then farthest-point sampling). Propagate forward from the first prompted frame and, when that
-   is not frame 0, backward from it.
-3. **Merge** objects whose masks agree (IoU > ``merge_iou`` or the smaller one covered more than
-   ``merge_cover``) on at least ``merge_min_frames`` of the frames (``merge_over``: frames where
-   either object is present, or all frames); merging is transitive (union-find), masks are OR-ed.
-4. **Label map.** Objects with empty masks are dropped. Overlapping pixels go to the *smaller*
-   object (total area over the video): masks are painted from the largest down. Ids 1..K follow
-   ``order``: ``size`` (decreasing total area) or ``appearance`` (first frame with a pixel).
+1. **Group** (the release's ``process_invisible_traj``). Among the moving tracks not yet used,
+   count the visible ones per frame; the *canonical frame* is the temporally middle one of the
+   ``int(canonical_top_fraction * T)`` frames with the most (``canonical_rule``). Click the medoid
+   of the visible tracks there (a fresh SAM2 session, one positive point) and read the mask, and
+   the mask dilated (``dilate_kernel`` square, ``dilate_iterations`` times), at the tracks
+   (``pixel_lookup``). The round gives an object when the dilated mask holds at least
+   ``min_tracks`` tracks and the mask itself at least one (``require_prompt_track``), or when the
+   whole video has fewer than ``min_tracks`` moving tracks (``take_all``: one round, accepted).
+   The object's tracks are those in the mask (``object_tracks``); the tracks in the dilated mask
+   leave the pool either way (``drop_clicked_track``: the clicked one too). Rounds stop after
+   ``clamp(ceil(T / prompt_every), min_rounds, max_rounds)`` or when fewer than ``min_tracks``
+   tracks are left.
+2. **Prompt and propagate, per object** (a fresh session each, SAM2 object id = the object's
+   number 1..K in the order found). Prompt frames: the canonical frame, then 0, ``prompt_every``,
+   2 ``prompt_every``, ... (``prompt_frames``), skipping frames where fewer than
+   ``prompt_min_tracks`` of the object's tracks are visible. On each, click the medoid of the
+   visible tracks; when the mask (``reprompt_coverage_on``) holds fewer than
+   ``reprompt_coverage`` of them, click again with ``reprompt_points`` points (``reprompt_pick``),
+   seeded with the first click's mask (``reprompt_mode``). Propagate forward from the first
+   prompted frame and, when that is not frame 0, backward from it; the two passes are OR-ed.
+3. **Merge** objects whose masks agree (IoU > ``merge_iou`` or one covers at least
+   ``merge_cover`` of the other) on at least ``merge_min_frames`` of the frames (``merge_over``);
+   groups as the release forms them (``merge_groups``), masks OR-ed.
+4. **Label map.** Where objects overlap the first in the release's numbering wins
+   (``overlap``); objects left with no pixel are dropped; ids 1..K follow ``order``.
 """
 
 from __future__ import annotations
@@ -41,7 +48,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -76,8 +83,16 @@ SIZES = {
     "l": "l",
     "large": "l",
 }
-MERGE_OVER = ("union", "all")
-ORDERS = ("size", "appearance")
+CANONICAL_RULES = ("floor_latest", "ceil_earliest")
+PIXEL_LOOKUPS = ("truncate_clip", "nearest_on_frame")
+MASK_SETS = ("prompt_mask", "dilated_mask")
+PROMPT_FRAMES = ("release_grid", "around_canonical")
+REPROMPT_PICKS = ("release", "farthest_point")
+REPROMPT_MODES = ("refine", "replace")
+MERGE_OVER = ("all", "union")
+MERGE_GROUPS = ("release", "transitive")
+OVERLAPS = ("release", "smaller_wins")
+ORDERS = ("release", "size", "appearance")
 DTYPES = ("auto", "bfloat16", "float16", "float32")
 
 
@@ -96,8 +111,18 @@ class VideoPredictor(Protocol):
     def reset(self) -> None:
         """Forget every object, prompt and result; keep the video."""
 
-    def click(self, frame: int, obj_id: int, points: np.ndarray, labels: np.ndarray) -> np.ndarray:
-        """Set (replace) object ``obj_id``'s prompt on ``frame``; its mask there ``[H, W]``."""
+    def click(
+        self,
+        frame: int,
+        obj_id: int,
+        points: np.ndarray,
+        labels: np.ndarray,
+        refine: bool = False,
+    ) -> np.ndarray:
+        """Set (replace) object ``obj_id``'s points on ``frame``; its mask there ``[H, W]``.
+        ``refine``: SAM2 also gets the object's last mask on that frame as its mask input (what
+        SAM2's ``add_new_points_or_box`` does when a frame is clicked twice); otherwise the frame
+        is segmented afresh. The densifier passes ``refine`` only when it is true."""
 
     def propagate(self, start: int, reverse: bool) -> Iterator[tuple[int, dict[int, np.ndarray]]]:
         """Track every prompted object from ``start`` to the last frame (to frame 0 when
@@ -149,22 +174,40 @@ class PromptablePredictor(Protocol):
 
 @dataclass
 class Sam2Params:
-    """The numbers of the densification algorithm (module docstring; defaults as released)."""
+    """The numbers and rules of the densification algorithm (module docstring). The defaults are
+    the release's; every rule has the alternative we used before as a named value."""
 
+    # 1. grouping: one click per round on the canonical frame
     canonical_top_fraction: float = 0.2
+    canonical_rule: str = "floor_latest"
     dilate_kernel: int = 6
     dilate_iterations: int = 3
+    pixel_lookup: str = "truncate_clip"
     min_tracks: int = 6
+    require_prompt_track: bool = True
+    take_all: bool = True
+    object_tracks: str = "prompt_mask"
+    drop_clicked_track: bool = False
+    min_rounds: int = 5
     max_rounds: int = 10
+    # 2. per object: prompts, re-prompts, propagation
+    prompt_frames: str = "release_grid"
     prompt_every: int = 16
-    prompt_min_tracks: int = 3
+    prompt_min_tracks: int = 1
     reprompt_coverage: float = 0.7
+    reprompt_coverage_on: str = "prompt_mask"
+    reprompt_pick: str = "release"
     reprompt_points: int = 3
+    reprompt_mode: str = "refine"
+    # 3. merging duplicates
     merge_iou: float = 0.9
     merge_cover: float = 0.9
     merge_min_frames: float = 0.3
-    merge_over: str = "union"
-    order: str = "size"
+    merge_over: str = "all"
+    merge_groups: str = "release"
+    # 4. label map
+    overlap: str = "release"
+    order: str = "release"
 
     def __post_init__(self) -> None:
         if not 0 < self.canonical_top_fraction <= 1:
@@ -173,34 +216,80 @@ class Sam2Params:
             )
         if self.dilate_kernel < 0 or self.dilate_iterations < 0:
             raise ValueError("dilate_kernel and dilate_iterations must be >= 0")
-        if self.min_tracks < 1 or self.max_rounds < 0 or self.prompt_min_tracks < 1:
-            raise ValueError("need min_tracks >= 1, prompt_min_tracks >= 1, max_rounds >= 0")
+        if self.min_tracks < 1 or self.prompt_min_tracks < 1:
+            raise ValueError("need min_tracks >= 1 and prompt_min_tracks >= 1")
+        if self.min_rounds < 0 or self.max_rounds < 0:
+            raise ValueError("need min_rounds >= 0 and max_rounds >= 0")
         if self.max_rounds > 254:
             raise ValueError("max_rounds must be <= 254 (uint8 label maps)")
         if self.prompt_every < 1 or self.reprompt_points < 1:
             raise ValueError("prompt_every and reprompt_points must be >= 1")
-        if self.merge_over not in MERGE_OVER:
-            raise ValueError(f"merge_over must be one of {MERGE_OVER}, got {self.merge_over!r}")
-        if self.order not in ORDERS:
-            raise ValueError(f"order must be one of {ORDERS}, got {self.order!r}")
+        for name, allowed in (
+            ("canonical_rule", CANONICAL_RULES),
+            ("pixel_lookup", PIXEL_LOOKUPS),
+            ("object_tracks", MASK_SETS),
+            ("prompt_frames", PROMPT_FRAMES),
+            ("reprompt_coverage_on", MASK_SETS),
+            ("reprompt_pick", REPROMPT_PICKS),
+            ("reprompt_mode", REPROMPT_MODES),
+            ("merge_over", MERGE_OVER),
+            ("merge_groups", MERGE_GROUPS),
+            ("overlap", OVERLAPS),
+            ("order", ORDERS),
+        ):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+
+    def rounds(self, T: int) -> int:
+        """Click rounds at most for a video of ``T`` frames: the release's
+        ``min(max(len(range(0, T, 16)), 5), 10)`` with 16, 5, 10 as knobs."""
+        return min(max(math.ceil(T / self.prompt_every), self.min_rounds), self.max_rounds)
 
 
-def canonical_frame(counts: np.ndarray, top_fraction: float) -> int:
-    """The temporally middle frame among the ``ceil(top_fraction * T)`` frames with the highest
-    ``counts [T]`` (ties: earlier frames first)."""
+def canonical_frame(counts: np.ndarray, top_fraction: float, rule: str = "floor_latest") -> int:
+    """The temporally middle frame among the frames with the highest ``counts [T]``.
+
+    ``floor_latest`` (the release): the ``int(top_fraction * T)`` highest as the release's
+    ``np.argsort(counts)[-top_k:]`` picks them (the same call, so ties fall as numpy's default
+    sort leaves them: to the later frames up to 16 frames, where it is an insertion sort, in
+    its quicksort's order beyond); when that number is 0 (``T < 5`` at 0.2) every frame, since
+    ``[-0:]`` keeps the whole array. ``ceil_earliest``: the ``ceil(top_fraction * T)`` highest
+    (at least one), ties to the earlier frames."""
     T = len(counts)
-    n = min(T, max(1, math.ceil(top_fraction * T - 1e-9)))
-    top = np.sort(np.argsort(-counts, kind="stable")[:n])
+    if rule == "floor_latest":
+        n = int(T * top_fraction)
+        ascending = np.argsort(counts)
+        top = ascending[-n:] if n > 0 else ascending
+    else:
+        n = min(T, max(1, math.ceil(top_fraction * T - 1e-9)))
+        top = np.argsort(-counts, kind="stable")[:n]
+    top = np.sort(top)
     return int(top[len(top) // 2])
 
 
 def medoid(points: np.ndarray, chunk: int = 256) -> int:
-    """Index of the point of ``points [M, 2]`` with the smallest summed distance to the others."""
+    """Index of the point of ``points [M, 2]`` with the smallest summed distance to the others
+    (the release's ``find_dense_pts``; ties: the first)."""
     p = points.astype(np.float64)
     total = np.empty(len(p))
     for s in range(0, len(p), chunk):
         total[s : s + chunk] = np.linalg.norm(p[s : s + chunk, None] - p[None], axis=-1).sum(1)
     return int(np.argmin(total))
+
+
+def centroid_extremes(points: np.ndarray, n: int = 3) -> np.ndarray:
+    """Indices of the release's re-prompt points (``find_centroid_and_nearest_farthest``) among
+    ``points [M, 2]``: the point nearest the centroid, then the ``n - 1`` farthest from it in
+    increasing distance. With one point it is taken twice, with two both are taken."""
+    d = np.linalg.norm(points - points.mean(0), axis=1)
+    nearest = int(np.argmin(d))
+    if len(points) == 1:
+        far = [nearest]
+    elif len(points) == 2:
+        far = [1 - nearest]
+    else:
+        far = np.argsort(d)[len(d) - (n - 1) :].tolist() if n > 1 else []  # the release's call
+    return np.asarray([nearest, *far], dtype=np.int64)
 
 
 def spread_points(points: np.ndarray, n: int) -> np.ndarray:
@@ -220,17 +309,28 @@ def spread_points(points: np.ndarray, n: int) -> np.ndarray:
 
 
 def dilate(mask: np.ndarray, kernel: int, iterations: int) -> np.ndarray:
-    """``mask [H, W]`` bool dilated by a ``kernel x kernel`` square ``iterations`` times."""
+    """``mask [H, W]`` bool dilated by a ``kernel x kernel`` square ``iterations`` times
+    (``cv2.dilate``, default anchor: a 6 px kernel grows a mask 2 px up/left and 3 px down/right
+    per iteration)."""
     if kernel <= 1 or iterations <= 0:
         return mask.astype(bool)
     k = np.ones((kernel, kernel), np.uint8)
     return cv2.dilate(mask.astype(np.uint8), k, iterations=iterations).astype(bool)
 
 
-def points_inside(mask: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """``[M]`` bool: whether each of ``points [M, 2]`` (x, y px) falls on ``mask [H, W]``
-    (points off the frame do not)."""
+def points_inside(
+    mask: np.ndarray, points: np.ndarray, lookup: str = "truncate_clip"
+) -> np.ndarray:
+    """``[M]`` bool: whether each of ``points [M, 2]`` (x, y px) falls on ``mask [H, W]``.
+
+    ``truncate_clip`` (the release's ``find_pts_in_mask``): pixel ``(int(x), int(y))``, clipped
+    into the frame, so a point off the frame reads the border pixel. ``nearest_on_frame``: the
+    nearest pixel (pixel centres at integers); points off the frame are outside."""
     H, W = mask.shape
+    if lookup == "truncate_clip":
+        xi = np.clip(points[:, 0].astype(np.int64), 0, W - 1)
+        yi = np.clip(points[:, 1].astype(np.int64), 0, H - 1)
+        return mask[yi, xi].astype(bool)
     xi = np.rint(points[:, 0]).astype(np.int64)
     yi = np.rint(points[:, 1]).astype(np.int64)
     ok = (xi >= 0) & (xi < W) & (yi >= 0) & (yi < H)
@@ -239,8 +339,14 @@ def points_inside(mask: np.ndarray, points: np.ndarray) -> np.ndarray:
     return out
 
 
-def prompt_frames(canonical: int, every: int, T: int) -> list[int]:
-    """``canonical``, then ``canonical +- k * every`` inside ``[0, T)``, nearest first."""
+def prompt_frames(canonical: int, every: int, T: int, rule: str = "release_grid") -> list[int]:
+    """The prompt frames of an object, in prompting order.
+
+    ``release_grid``: ``canonical``, then ``0, every, 2 every, ... < T`` without it.
+    ``around_canonical``: ``canonical``, then ``canonical +- k * every`` inside ``[0, T)``,
+    nearest first (later before earlier)."""
+    if rule == "release_grid":
+        return [canonical] + [f for f in range(0, T, every) if f != canonical]
     out = [canonical]
     for k in range(1, T // every + 2):
         out += [f for f in (canonical + k * every, canonical - k * every) if 0 <= f < T]
@@ -261,6 +367,25 @@ def _checked_mask(mask: np.ndarray, H: int, W: int) -> np.ndarray:
     return mask.astype(bool)
 
 
+def _click(
+    predictor: VideoPredictor,
+    frame: int,
+    obj_id: int,
+    points: np.ndarray,
+    size: tuple[int, int],
+    refine: bool = False,
+) -> np.ndarray:
+    """All-positive click(s) ``points [P, 2]``; ``refine`` is passed only when set, so that a
+    predictor without it still serves every other call."""
+    labels = np.ones(len(points), np.int32)
+    pts = np.asarray(points, np.float32)
+    if refine:
+        mask = predictor.click(frame, obj_id, pts, labels, refine=True)
+    else:
+        mask = predictor.click(frame, obj_id, pts, labels)
+    return _checked_mask(mask, *size)
+
+
 def group_tracks(
     predictor: VideoPredictor,
     tracks: np.ndarray,
@@ -269,46 +394,63 @@ def group_tracks(
     p: Sam2Params,
     size: tuple[int, int],
 ) -> tuple[list[_Group], list[dict[str, Any]]]:
-    """Step 1: group the ``candidates`` (track indices) into objects by single clicks.
+    """Step 1: group the ``candidates`` (track indices, ascending) into objects by single clicks.
 
-    ``tracks [N, T, 2]`` px, ``usable [N, T]`` (visible and on the frame). Returns the groups
-    and one note per click round."""
-    H, W = size
+    ``tracks [N, T, 2]`` px, ``usable [N, T]`` (the points that count as visible). Returns the
+    accepted groups in the order found and one note per click round."""
+    T = usable.shape[1]
     remaining = np.asarray(candidates, dtype=np.int64)
+    take_all = p.take_all and 0 < len(remaining) < p.min_tracks
     groups: list[_Group] = []
     rounds: list[dict[str, Any]] = []
-    while len(rounds) < p.max_rounds and len(remaining) >= p.min_tracks:
+    while len(rounds) < p.rounds(T) and len(remaining) > 0:
+        if len(remaining) < p.min_tracks and not (take_all and not rounds):
+            break
         vis = usable[remaining]  # [R, T]
         counts = vis.sum(0)
-        c = canonical_frame(counts, p.canonical_top_fraction)
+        c = canonical_frame(counts, p.canonical_top_fraction, p.canonical_rule)
         if counts[c] == 0:
             c = int(np.argmax(counts))
         if counts[c] == 0:
-            break
+            break  # nothing left to click (the release would fail here)
         ids = remaining[vis[:, c]]
         pts = tracks[ids, c]
         m = medoid(pts)
         predictor.reset()
-        mask = _checked_mask(
-            predictor.click(c, 1, pts[m : m + 1].astype(np.float32), np.ones(1, np.int32)), H, W
-        )
-        covered = ids[points_inside(dilate(mask, p.dilate_kernel, p.dilate_iterations), pts)]
-        accepted = len(covered) >= p.min_tracks
+        mask = _click(predictor, c, 1, pts[m : m + 1], size)
+        inside = ids[points_inside(mask, pts, p.pixel_lookup)]
+        dilated = dilate(mask, p.dilate_kernel, p.dilate_iterations)
+        covered = ids[points_inside(dilated, pts, p.pixel_lookup)]
+        judged = len(covered) >= p.min_tracks and (len(inside) > 0 or not p.require_prompt_track)
+        accepted = judged or take_all
         rounds.append(
             {
                 "frame": c,
                 "click": [float(pts[m, 0]), float(pts[m, 1])],
                 "visible": len(ids),
+                "inside": len(inside),
                 "covered": len(covered),
                 "mask_px": int(mask.sum()),
                 "accepted": bool(accepted),
             }
         )
         if accepted:
-            groups.append(_Group(covered, c, (float(pts[m, 0]), float(pts[m, 1]))))
-        remaining = np.setdiff1d(remaining, np.union1d(covered, ids[m : m + 1]))
+            members = inside if p.object_tracks == "prompt_mask" else covered
+            groups.append(_Group(members, c, (float(pts[m, 0]), float(pts[m, 1]))))
+        drop = np.union1d(covered, ids[m : m + 1]) if p.drop_clicked_track else covered
+        remaining = remaining[~np.isin(remaining, drop)]
         log.debug("sam2 group round %d: %s", len(rounds), rounds[-1])
     return groups, rounds
+
+
+def reprompt_points(points: np.ndarray, p: Sam2Params) -> np.ndarray | None:
+    """Indices of the re-prompt points among ``points [M, 2]``, or None when there is nothing
+    to add (farthest-point sampling with one point or ``reprompt_points=1``)."""
+    if p.reprompt_pick == "release":
+        return centroid_extremes(points, p.reprompt_points)
+    if p.reprompt_points <= 1 or len(points) <= 1:
+        return None
+    return spread_points(points, p.reprompt_points)
 
 
 def track_object(
@@ -316,95 +458,155 @@ def track_object(
     tracks: np.ndarray,
     usable: np.ndarray,
     group: _Group,
+    obj_id: int,
     p: Sam2Params,
     size: tuple[int, int],
 ) -> tuple[np.ndarray, dict[str, Any]]:
-    """Step 2 for one object: prompt, re-prompt, propagate. Returns ``masks [T, H, W]`` bool and
-    notes."""
+    """Step 2 for one object (SAM2 object id ``obj_id``): prompt, re-prompt, propagate. Returns
+    ``masks [T, H, W]`` bool and notes."""
     H, W = size
     T = usable.shape[1]
     predictor.reset()
     prompted, reprompted, coverage = [], [], {}
-    for f in prompt_frames(group.canonical, p.prompt_every, T):
+
+    def share(mask: np.ndarray, pts: np.ndarray) -> int:
+        if p.reprompt_coverage_on == "dilated_mask":
+            mask = dilate(mask, p.dilate_kernel, p.dilate_iterations)
+        return int(points_inside(mask, pts, p.pixel_lookup).sum())
+
+    for f in prompt_frames(group.canonical, p.prompt_every, T, p.prompt_frames):
         ids = group.tracks[usable[group.tracks, f]]
-        if len(ids) < p.prompt_min_tracks and f != group.canonical:
+        if len(ids) == 0 or (len(ids) < p.prompt_min_tracks and f != group.canonical):
             continue
-        if len(ids) == 0:
-            continue
-        pts = tracks[ids, f].astype(np.float32)
+        pts = tracks[ids, f]
         m = medoid(pts)
-        mask = _checked_mask(predictor.click(f, 1, pts[m : m + 1], np.ones(1, np.int32)), H, W)
-        cov = float(points_inside(dilate(mask, p.dilate_kernel, p.dilate_iterations), pts).mean())
-        coverage[f] = [round(cov, 4)]
-        if cov < p.reprompt_coverage and p.reprompt_points > 1 and len(pts) > 1:
-            sel = spread_points(pts, p.reprompt_points)
-            mask = _checked_mask(predictor.click(f, 1, pts[sel], np.ones(len(sel), np.int32)), H, W)
-            cov2 = points_inside(dilate(mask, p.dilate_kernel, p.dilate_iterations), pts).mean()
-            coverage[f].append(round(float(cov2), 4))
-            reprompted.append(f)
+        mask = _click(predictor, f, obj_id, pts[m : m + 1], size)
+        n_in = share(mask, pts)
+        coverage[f] = [round(n_in / len(pts), 4)]
+        if n_in < len(pts) * p.reprompt_coverage:
+            sel = reprompt_points(pts, p)
+            if sel is not None:
+                refine = p.reprompt_mode == "refine"
+                mask = _click(predictor, f, obj_id, pts[sel], size, refine=refine)
+                coverage[f].append(round(share(mask, pts) / len(pts), 4))
+                reprompted.append(f)
         prompted.append(f)
     masks = np.zeros((T, H, W), dtype=bool)
-    if prompted:
+    if prompted:  # (the release would fail on an object with nothing to prompt)
         first = min(prompted)
         for reverse in (False, True) if first > 0 else (False,):
             for f, out in predictor.propagate(first, reverse):
-                if 1 in out:
-                    masks[f] = _checked_mask(out[1], H, W)
+                if obj_id in out:
+                    masks[f] |= _checked_mask(out[obj_id], H, W)
     notes = {
+        "sam2_obj_id": obj_id,
         "tracks": len(group.tracks),
         "canonical_frame": group.canonical,
         "click": list(group.click),
-        "prompt_frames": sorted(prompted),
-        "reprompted": sorted(reprompted),
-        "coverage": {int(k): v for k, v in sorted(coverage.items())},
+        "prompt_frames": prompted,
+        "reprompted": reprompted,
+        "coverage": {int(k): v for k, v in coverage.items()},
     }
     return masks, notes
 
 
 def merge_objects(masks: list[np.ndarray], p: Sam2Params) -> list[list[int]]:
-    """Step 3: groups of indices of ``masks`` (each ``[T, H, W]`` bool) that are one object."""
+    """Step 3: groups of indices of ``masks`` (each ``[T, H, W]`` bool) that are one object, in
+    the order of the final ids (``merge_groups``).
+
+    As the release's ``analyze_frame_merges``: two objects agree on a frame when both have
+    pixels there and IoU > ``merge_iou`` or one covers at least ``merge_cover`` of the other
+    (``is_subset``); a pair merges when it agrees on at least ``merge_min_frames`` of the frames
+    (``merge_over``). ``release`` groups: for each object with merges, in the order its first
+    agreement was seen, it, its partners and their partners, unless already in a group; then
+    every object in no group alone, in the order of the Python set the release takes them from.
+    So an object can join two groups, and a chain of three merges is not closed.
+    ``transitive``: the connected components of the merging pairs, by first member."""
     K = len(masks)
-    parent = list(range(K))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    if K > 1:
-        T = masks[0].shape[0]
-        area = np.stack([m.reshape(T, -1).sum(1) for m in masks])  # [K, T]
-        for i in range(K):
-            for j in range(i + 1, K):
-                inter = (masks[i] & masks[j]).reshape(T, -1).sum(1)
-                union = area[i] + area[j] - inter
-                both = (area[i] > 0) & (area[j] > 0)
-                iou = np.where(union > 0, inter / np.maximum(union, 1), 0.0)
-                cover = inter / np.maximum(np.minimum(area[i], area[j]), 1)
-                agree = both & ((iou > p.merge_iou) | (cover > p.merge_cover))
-                base = T if p.merge_over == "all" else int(((area[i] > 0) | (area[j] > 0)).sum())
-                if base > 0 and agree.sum() > 0 and agree.sum() >= p.merge_min_frames * base:
-                    parent[root(j)] = root(i)
-    groups: dict[int, list[int]] = {}
+    if K == 0:
+        return []
+    T = masks[0].shape[0]
+    area = np.stack([m.reshape(T, -1).sum(1) for m in masks])  # [K, T]
+    agree: dict[tuple[int, int], np.ndarray] = {}
     for i in range(K):
-        groups.setdefault(root(i), []).append(i)
-    return list(groups.values())
+        for j in range(i + 1, K):
+            inter = (masks[i] & masks[j]).reshape(T, -1).sum(1)
+            union = area[i] + area[j] - inter
+            iou = np.where(union > 0, inter / np.maximum(union, 1), 0.0)
+            cover = inter / np.maximum(np.minimum(area[i], area[j]), 1)
+            both = (area[i] > 0) & (area[j] > 0)
+            agree[i, j] = both & ((iou > p.merge_iou) | (cover >= p.merge_cover))
+    # ids 1..K and dict insertion orders as the release's loops make them
+    counts: dict[int, dict[int, int]] = {}
+    for t in range(T):
+        for (i, j), a in agree.items():
+            if a[t]:
+                row = counts.setdefault(i + 1, {})
+                row[j + 1] = row.get(j + 1, 0) + 1
+    final: dict[int, list[int]] = {}
+    for a, row in counts.items():
+        for b, n in row.items():
+            either = int(((area[a - 1] > 0) | (area[b - 1] > 0)).sum())
+            base = T if p.merge_over == "all" else either
+            if base > 0 and n / base >= p.merge_min_frames:
+                final.setdefault(a, []).append(b)
+    groups: list[list[int]] = []
+    if p.merge_groups == "release":
+        visited: set[int] = set()
+        for a, partners in final.items():
+            if a not in visited:
+                group = set([a] + partners)
+                for b in partners:
+                    group.update(final.get(b, []))
+                groups.append(sorted(group))
+                visited.update(group)
+        all_ids = {i for i in range(1, K + 1)}
+        merged_ids = {i for group in groups for i in group}
+        groups += [[i] for i in all_ids - merged_ids]  # a set's order, as released
+    else:
+        parent = list(range(K + 1))
+
+        def root(i: int) -> int:
+            while parent[i] != i:
+                parent[i] = parent[parent[i]]
+                i = parent[i]
+            return i
+
+        for a, partners in final.items():
+            for b in partners:
+                parent[root(b)] = root(a)
+        by_root: dict[int, list[int]] = {}
+        for i in range(1, K + 1):
+            by_root.setdefault(root(i), []).append(i)
+        groups = list(by_root.values())
+    return [[i - 1 for i in group] for group in groups]
 
 
 def label_map(
-    masks: list[np.ndarray], order: str, size: tuple[int, int, int]
+    masks: list[np.ndarray],
+    size: tuple[int, int, int],
+    overlap: str = "release",
+    order: str = "release",
 ) -> tuple[np.ndarray, list[int]]:
-    """Step 4: ``masks`` (each ``[T, H, W]`` bool) -> ``labels [T, H, W]`` uint8 and, for each id
-    1..K, the index of its mask. Smaller objects win overlaps; empty ones are dropped."""
+    """Step 4: ``masks`` (each ``[T, H, W]`` bool, in merge-group order) -> ``labels [T, H, W]``
+    uint8 and, for each id 1..K, the index of its mask.
+
+    ``overlap``: ``release`` paints the last mask first and the first last (its
+    ``put_per_obj_mask``: the first object found wins); ``smaller_wins`` paints the largest (total
+    area over the video) first. Masks left with no pixel are dropped. ``order``: ``release`` keeps
+    the group order; ``size``: decreasing total area; ``appearance``: first frame with a pixel."""
     labels = np.zeros(size, dtype=np.uint8)
     area = [int(m.sum()) for m in masks]
-    for k in sorted(range(len(masks)), key=lambda k: -area[k]):  # largest first, smaller on top
+    if overlap == "release":
+        paint = list(range(len(masks)))[::-1]
+    else:
+        paint = sorted(range(len(masks)), key=lambda k: -area[k])
+    for k in paint:
         labels[masks[k]] = k + 1
     present = [k for k in range(len(masks)) if area[k] > 0 and (labels == k + 1).any()]
     if order == "size":
         present.sort(key=lambda k: -area[k])
-    else:
+    elif order == "appearance":
         first = {k: int(np.argmax(masks[k].reshape(size[0], -1).any(1))) for k in present}
         present.sort(key=lambda k: (first[k], -area[k]))
     present = present[:254]
@@ -423,13 +625,17 @@ def densify_with_predictor(
     t0 = time.perf_counter()
     p = params
     xy = tracks.tracks
-    on_frame = (xy[..., 0] > -0.5) & (xy[..., 0] < W - 0.5) & (xy[..., 1] > -0.5)
-    on_frame &= xy[..., 1] < H - 0.5
-    usable = tracks.visibility.astype(bool) & on_frame & np.isfinite(xy).all(-1)  # [N, T]
-    candidates = np.flatnonzero(tracks.moving.astype(bool) & usable.any(1))
+    moving = tracks.moving.astype(bool)
+    usable = tracks.visibility.astype(bool) & np.isfinite(xy).all(-1)  # [N, T]
+    if p.pixel_lookup == "nearest_on_frame":
+        on_frame = (xy[..., 0] > -0.5) & (xy[..., 0] < W - 0.5) & (xy[..., 1] > -0.5)
+        usable &= on_frame & (xy[..., 1] < H - 0.5)
+        candidates = np.flatnonzero(moving & usable.any(1))
+    else:  # the release counts every moving track, visible or not
+        candidates = np.flatnonzero(moving)
     info: dict[str, Any] = {"params": asdict(p), "moving_tracks": int(len(candidates))}
     timing: dict[str, float] = {}
-    if len(candidates) < p.min_tracks:
+    if len(candidates) < p.min_tracks and not (p.take_all and usable[candidates].any()):
         log.info(
             "sam2: %d moving tracks (< min_tracks=%d): empty masks", len(candidates), p.min_tracks
         )
@@ -449,8 +655,8 @@ def densify_with_predictor(
         timing["group"] = time.perf_counter() - t1
         t1 = time.perf_counter()
         masks, notes = [], []
-        for g in groups:
-            m, n = track_object(predictor, xy, usable, g, p, (H, W))
+        for obj_id, g in enumerate(groups, start=1):
+            m, n = track_object(predictor, xy, usable, g, obj_id, p, (H, W))
             masks.append(m)
             notes.append(n)
         timing["track"] = time.perf_counter() - t1
@@ -459,7 +665,7 @@ def densify_with_predictor(
     t1 = time.perf_counter()
     merged = merge_objects(masks, p)
     obj_masks = [np.logical_or.reduce([masks[i] for i in grp]) for grp in merged]
-    labels, kept = label_map(obj_masks, p.order, (T, H, W))
+    labels, kept = label_map(obj_masks, (T, H, W), p.overlap, p.order)
     timing["merge"] = time.perf_counter() - t1
     timing["total"] = time.perf_counter() - t0
     objects = []
@@ -478,6 +684,7 @@ def densify_with_predictor(
         objects=objects,
         rounds=rounds,
         groups=len(groups),
+        merge_groups=[[int(i) for i in grp] for grp in merged],
         timing={k: round(v, 4) for k, v in timing.items()},
         s_per_object=round(timing["track"] / len(groups), 4) if groups else None,
     )
@@ -793,12 +1000,22 @@ class Sam2Predictor:
     def reset(self) -> None:
         self.model.reset_state(self._need_state())
 
-    def click(self, frame: int, obj_id: int, points: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    def click(
+        self,
+        frame: int,
+        obj_id: int,
+        points: np.ndarray,
+        labels: np.ndarray,
+        refine: bool = False,
+    ) -> np.ndarray:
         """Replace object ``obj_id``'s points on ``frame`` by ``points [P, 2]`` (x, y px) with
-        ``labels [P]``; returns its mask ``[H, W]`` bool."""
+        ``labels [P]``; returns its mask ``[H, W]`` bool. ``refine``: leave the frame's earlier
+        output in place, so that SAM2's ``add_new_points_or_box`` feeds its mask logits to the
+        decoder with the new points (the release's second click on a frame); otherwise the
+        frame's prompts are cleared first and the frame is segmented afresh."""
         state = self._need_state()
         with self._context():
-            if int(obj_id) in state["obj_id_to_idx"]:
+            if not refine and int(obj_id) in state["obj_id_to_idx"]:
                 # a fresh prompt, not a correction seeded with the previous mask's logits
                 self.model.clear_all_prompts_in_frame(
                     state, int(frame), int(obj_id), need_output=False
@@ -949,36 +1166,38 @@ class Sam2Densifier:
         overrides: dict[str, Any] | None = None,
         progress: bool | None = None,
         canonical_top_fraction: float = 0.2,
+        canonical_rule: str = "floor_latest",
         dilate_kernel: int = 6,
         dilate_iterations: int = 3,
+        pixel_lookup: str = "truncate_clip",
         min_tracks: int = 6,
+        require_prompt_track: bool = True,
+        take_all: bool = True,
+        object_tracks: str = "prompt_mask",
+        drop_clicked_track: bool = False,
+        min_rounds: int = 5,
         max_rounds: int = 10,
+        prompt_frames: str = "release_grid",
         prompt_every: int = 16,
-        prompt_min_tracks: int = 3,
+        prompt_min_tracks: int = 1,
         reprompt_coverage: float = 0.7,
+        reprompt_coverage_on: str = "prompt_mask",
+        reprompt_pick: str = "release",
         reprompt_points: int = 3,
+        reprompt_mode: str = "refine",
         merge_iou: float = 0.9,
         merge_cover: float = 0.9,
         merge_min_frames: float = 0.3,
-        merge_over: str = "union",
-        order: str = "size",
+        merge_over: str = "all",
+        merge_groups: str = "release",
+        overlap: str = "release",
+        order: str = "release",
         predictor: VideoPredictor | None = None,
     ) -> None:
+        given = locals()
+        # each algorithm knob as its Sam2Params type (Hydra may hand 1 for 1.0)
         self.params = Sam2Params(
-            canonical_top_fraction=float(canonical_top_fraction),
-            dilate_kernel=int(dilate_kernel),
-            dilate_iterations=int(dilate_iterations),
-            min_tracks=int(min_tracks),
-            max_rounds=int(max_rounds),
-            prompt_every=int(prompt_every),
-            prompt_min_tracks=int(prompt_min_tracks),
-            reprompt_coverage=float(reprompt_coverage),
-            reprompt_points=int(reprompt_points),
-            merge_iou=float(merge_iou),
-            merge_cover=float(merge_cover),
-            merge_min_frames=float(merge_min_frames),
-            merge_over=str(merge_over),
-            order=str(order),
+            **{f.name: type(f.default)(given[f.name]) for f in fields(Sam2Params)}
         )
         if predictor is None:
             predictor = Sam2Predictor(

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import cv2
@@ -113,6 +114,7 @@ class WeightFreeDensifier:
         gc_blend: float = 0.7,
         min_area: int = 0,
         seed: int = 0,
+        prompted: Mapping[str, Any] | None = None,
     ) -> None:
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -120,6 +122,9 @@ class WeightFreeDensifier:
             raise ValueError(f"temporal must be one of {TEMPORAL}, got {temporal!r}")
         if not 0.0 < scale <= 1.0:
             raise ValueError(f"scale must be in (0, 1], got {scale}")
+        # not this densifier's: what replaces these settings when `moseg segment` follows
+        # prompted objects (moseg.segmentation.follow.TrackFollower reads it)
+        self._prompted = dict(prompted or {})
         self.method = method
         self.temporal = temporal
         self.scale = float(scale)
@@ -152,6 +157,12 @@ class WeightFreeDensifier:
 
     def knobs(self) -> dict[str, Any]:
         return {k: v for k, v in vars(self).items() if not k.startswith("_")}
+
+    @property
+    def prompted(self) -> dict[str, Any]:
+        """The settings that replace this densifier's for prompted objects (``densify.prompted``
+        in ``moseg/conf/densify/weight_free.yaml``)."""
+        return dict(self._prompted)
 
     # ------------------------------------------------------------------------------------------
     def __call__(

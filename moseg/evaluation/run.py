@@ -26,11 +26,11 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from moseg.config import to_plain
-from moseg.datasets.common import prep_config, sequence_jobs
+from moseg.datasets.common import InputError, prep_config, sequence_jobs
 from moseg.datasets.davis import VERSION as DAVIS_VERSION
 from moseg.datasets.davis import sequence_dirs
 from moseg.evaluation.bench import BenchSpec, scored_frames
-from moseg.inference import Segmenter, resolve_checkpoint
+from moseg.inference import Segmenter, check_preset_checkpoint, resolve_checkpoint
 from moseg.inference.masks import (
     MaskError,
     clean_temp_folders,
@@ -38,8 +38,15 @@ from moseg.inference.masks import (
     write_sequence_masks,
 )
 from moseg.io import load_sequence
-from moseg.metrics import SequenceScore, aggregate, evaluate_sequence, get_protocol
-from moseg.prep.frames import Frames, read_frames
+from moseg.metrics import (
+    SequenceScore,
+    ShapeMismatchError,
+    TooManyObjectsError,
+    aggregate,
+    evaluate_sequence,
+    get_protocol,
+)
+from moseg.prep.frames import FrameError, Frames, read_frames
 from moseg.prep.jobs import Job, run_jobs
 from moseg.utils.atomic import atomic_write_text
 
@@ -50,8 +57,30 @@ log = logging.getLogger(__name__)
 CLASSIFIER_FIELDS = ("track_depth", "depth", "features", "visibility_prob")
 
 
+class PartialEvaluationError(RuntimeError):
+    """Some sequences have no score: ``metrics.json`` was written for the others and lists them
+    (``result`` holds it)."""
+
+    def __init__(self, message: str, result: dict[str, Any]):
+        super().__init__(message)
+        self.result = result
+
+
 class EvaluationError(RuntimeError):
     """The benchmark could not be completed; the message says which sequences and why."""
+
+
+# what scoring one sequence may raise on bad data (its masks, its ground truth, its frames):
+# that sequence stays unscored, the others are scored
+SCORING_ERRORS = (
+    EvaluationError,
+    MaskError,
+    InputError,
+    FrameError,
+    ShapeMismatchError,
+    TooManyObjectsError,
+    FileNotFoundError,
+)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -85,9 +114,11 @@ def preprocess_jobs(cfg: DictConfig, bench: BenchSpec, seqs: list[str]) -> list[
     )
 
 
-def preprocess_all(cfg: DictConfig, bench: BenchSpec, seqs: list[str]) -> tuple[dict, dict]:
-    """``({sequence: h5 path}, {sequence: seconds or None when cached})``; raises
-    :class:`EvaluationError` listing every sequence that failed."""
+def preprocess_all(
+    cfg: DictConfig, bench: BenchSpec, seqs: list[str]
+) -> tuple[dict, dict, dict[str, str]]:
+    """``({sequence: h5 path}, {sequence: seconds or None when cached}, {sequence: why it
+    failed})``; the failed ones have no h5 path."""
     jobs = preprocess_jobs(cfg, bench, seqs)
     report = run_jobs(
         jobs,
@@ -95,12 +126,14 @@ def preprocess_all(cfg: DictConfig, bench: BenchSpec, seqs: list[str]) -> tuple[
         desc=f"{bench.id}: preprocess",
         progress=cfg.get("progress"),
         overwrite=False,
+        lock_wait_s=6 * 3600,  # another evaluation filling the same cache: wait, then reuse
     )
     log.info("preprocess: %s", report.summary())
-    if not report.ok:
-        raise EvaluationError(f"{bench.id}: preprocessing failed:\n{report.summary()}")
+    failed = {f.name: f"preprocessing: {f.error}" for f in report.failed}
+    for name, why in failed.items():
+        log.error("%s: %s", name, why)
     seconds = {j.name: report.stats.get(j.name, {}).get("seconds") for j in jobs}
-    return {j.name: j.out for j in jobs}, seconds
+    return {j.name: j.out for j in jobs if j.name not in failed}, seconds, failed
 
 
 # ----------------------------------------------------------------------------------------------
@@ -204,6 +237,12 @@ def score_sequence(bench: BenchSpec, seq: str, folder: Path) -> SequenceScore:
             extra[0],
         )
     kw = {"name": seq, "max_objects": bench.max_objects, "skip_first_last": False}
+    if pred.shape[1:] != gt.masks.shape[1:]:
+        (h, w), (H, W) = pred.shape[1:], gt.masks.shape[1:]
+        raise EvaluationError(
+            f"{seq}: mask {folder / names[0]}.png is {w}x{h} px, the ground truth is {W}x{H}: "
+            "write masks at the frames' original size"
+        )
     if pred.shape != gt.masks.shape:  # the scorer's error names both shapes
         return evaluate_sequence(gt.masks, pred, bench.protocol, **kw)
     keep = scored_frames(gt, bench.skip_first_last)
@@ -269,11 +308,27 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     """Evaluate ``cfg.bench``; writes ``metrics.json`` into the run folder and returns it."""
     out_dir = Path(str(cfg.paths.output_dir))
     out_dir.mkdir(parents=True, exist_ok=True)
+    segmenter = None
+    if not cfg.get("masks_dir"):
+        # the classifier first: a broken or mismatched checkpoint stops before any work (the
+        # benchmark's generation, preprocessing); thresholds null: the classifier's own rule,
+        # the reference's list for a model, 0.5 for geometric and oracle
+        check_preset_checkpoint(cfg)
+        segmenter = Segmenter.from_config(cfg.classifier, cfg.get("ckpt"), densifier=None)
+        dens = cfg.get("densify") or {}
+        weights = Path(str(dens.get("checkpoint"))).expanduser().absolute()
+        sam2 = str(dens.get("_target_", "")).endswith("Sam2Densifier")
+        if sam2 and dens.get("checkpoint") and not weights.is_file():
+            raise FileNotFoundError(
+                f"SAM2 checkpoint not found: {weights}; pass densify.checkpoint=PATH "
+                "(densify.model to match), or densify=weight_free"
+            )
     bench = BenchSpec.from_cfg(cfg.bench)
     bench.ensure()
     seqs = bench.list()
     started = time.perf_counter()
     records: dict[str, dict[str, Any]] = {}
+    failed: dict[str, str] = {}  # sequence -> why it has no score
     if cfg.get("masks_dir"):
         masks_root = Path(str(cfg.masks_dir))
         if not masks_root.is_dir():
@@ -282,14 +337,27 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     else:
         mode = "pipeline"
         masks_root = out_dir / "masks"
-        records = _run_pipeline(cfg, bench, seqs, out_dir)
+        records, failed = _run_pipeline(cfg, bench, seqs, out_dir, segmenter)
     pipeline_s = time.perf_counter() - started
 
+    # every sequence that can be scored is; the others are listed with their reason
     rows, scores = [], []
     for s in tqdm(seqs, desc=f"{bench.id}: score", disable=not cfg.get("progress")):
-        sc = score_sequence(bench, s, masks_root / s)
+        if s in failed:
+            continue
+        try:
+            sc = score_sequence(bench, s, masks_root / s)
+        except SCORING_ERRORS as e:
+            failed[s] = f"scoring: {e}"
+            log.error("%s: %s", s, e)
+            continue
         scores.append(sc)
         rows.append(summary_row(sc))
+    if not scores:
+        raise EvaluationError(
+            f"{bench.id}: no sequence could be scored:\n  "
+            + "\n  ".join(f"{s}: {why}" for s, why in failed.items())
+        )
     overall = overall_scores(scores)
     frames = sum(r.get("frames", 0) for r in records.values())
     timing = None
@@ -306,10 +374,12 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         "masks": str(masks_root),
         "overall": overall,
         "sequences": rows,
+        # sequences without a score and why; the overall figures are over the others
+        "failed": [{"sequence": s, "reason": why} for s, why in failed.items()],
         "per_frame": {
             sc.name: {"frames": sc.frame_names, **sc.to_dict(per_frame=True)} for sc in scores
         },
-        "pipeline": {s: records[s] for s in seqs} if records else None,
+        "pipeline": {s: records[s] for s in seqs if s in records} if records else None,
         "timing": timing,
         "notes": bench.notes(),
         "config": OmegaConf.to_container(cfg, resolve=True),
@@ -323,6 +393,14 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         print(f"seconds per frame: {timing['s_per_frame']:.3f} ({frames} frames{note})")
     print(f"metrics: {out_dir / 'metrics.json'}")
     _log_wandb(cfg, bench, rows, overall, timing, masks_root, out_dir)
+    if failed:
+        raise PartialEvaluationError(
+            f"{bench.id}: {len(failed)} of {len(seqs)} sequence(s) have no score (the overall "
+            f"figures above are over the other {len(scores)}; finished ones are kept, rerun with "
+            f"hydra.run.dir={out_dir} to resume):\n  "
+            + "\n  ".join(f"{s}: {why}" for s, why in failed.items()),
+            result,
+        )
     return result
 
 
@@ -385,8 +463,10 @@ def settings_digest(cfg: DictConfig) -> str:
 
 
 def _run_pipeline(
-    cfg: DictConfig, bench: BenchSpec, seqs: list[str], out_dir: Path
-) -> dict[str, dict[str, Any]]:
+    cfg: DictConfig, bench: BenchSpec, seqs: list[str], out_dir: Path, segmenter: Segmenter
+) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """Records of the sequences segmented (now or by an earlier run with the same settings)
+    and ``{sequence: why}`` for those that failed; one failure never stops the others."""
     import hydra
 
     overwrite = bool(cfg.get("overwrite", False))
@@ -413,12 +493,8 @@ def _run_pipeline(
             ", ".join(changed[:8]),
         )
     if not todo:
-        return records
-    # the classifier first: a broken or mismatched checkpoint stops before any preprocessing
-    # (thresholds null: the classifier's own rule, the reference's list for a model; 0.5 for
-    # geometric and oracle, whose scores are not model probabilities)
-    segmenter = Segmenter.from_config(cfg.classifier, cfg.get("ckpt"), densifier=None)
-    files, prep_s = preprocess_all(cfg, bench, todo)
+        return records, {}
+    files, prep_s, failed = preprocess_all(cfg, bench, todo)
     densifier = segmenter.densifier = hydra.utils.instantiate(cfg.densify)
     log.info(
         "pipeline: classifier %s, densifier %s, %d sequences",
@@ -426,15 +502,16 @@ def _run_pipeline(
         getattr(densifier, "name", densifier),
         len(todo),
     )
-    failed = []
     bar = tqdm(todo, desc=f"{bench.id}: segment", unit="seq", disable=not cfg.get("progress"))
     for s in bar:
         bar.set_postfix_str(s, refresh=False)
+        if s in failed:
+            continue
         try:
             rec, frames, masks = predict_sequence(s, files[s], bench, segmenter, out_dir)
         except Exception as e:  # record and go on: one bad sequence must not lose the others
             log.exception("%s failed", s)
-            failed.append(f"{s}: {type(e).__name__}: {e}")
+            failed[s] = f"pipeline: {type(e).__name__}: {e}"
             continue
         rec["settings_digest"] = digest
         rec["preprocess_s"] = prep_s.get(s)
@@ -447,12 +524,7 @@ def _run_pipeline(
             rec["overlay_error"] = f"{type(e).__name__}: {e}"
         atomic_write_text(_record_path(out_dir, s), json.dumps(rec, indent=2))
         records[s] = rec
-    if failed:
-        raise EvaluationError(
-            f"{bench.id}: {len(failed)} sequence(s) failed (finished ones are kept; rerun with "
-            f"hydra.run.dir={out_dir} to resume):\n  " + "\n  ".join(failed)
-        )
-    return records
+    return records, failed
 
 
 def _overlays(cfg: DictConfig, seq: str, frames: Frames, masks: np.ndarray, out_dir: Path) -> None:

@@ -40,8 +40,10 @@ from moseg.inference.masks import (
     write_sequence_masks,
 )
 from moseg.io import Sequence
+from moseg.models.checkpoint import CheckpointError
 
 __all__ = [
+    "check_preset_checkpoint",
     "REFERENCE_THRESHOLDS",
     "SHIPPED_CHECKPOINT",
     "GeometricClassifier",
@@ -62,6 +64,22 @@ __all__ = [
     "write_mask_png",
     "write_sequence_masks",
 ]
+
+
+def check_preset_checkpoint(cfg: Mapping[str, Any]) -> None:
+    """``preset=paper`` classifies DINOv2-featured tracks: it needs ``ckpt=PATH`` (a classifier
+    trained with ``experiment=paper``, or the release's), never the shipped CPU classifier
+    (48-d appearance features) nor the geometric fallback. Raises
+    :class:`~moseg.models.checkpoint.CheckpointError` saying so."""
+    if cfg.get("preset_name") != "paper":
+        return
+    ckpt = cfg.get("ckpt")
+    if ckpt is None or str(ckpt) in ("", "null", "None", "auto"):
+        raise CheckpointError(
+            f"preset=paper needs ckpt=PATH (got ckpt={ckpt}): a classifier trained with "
+            "`python train.py experiment=paper` (768-d DINOv2 features) or the release's "
+            "moseg.pth; the shipped checkpoint is the CPU path's (48-d appearance features)"
+        )
 
 
 def decision_settings(options: Mapping[str, Any], classifier: object) -> dict[str, Any]:

@@ -37,6 +37,7 @@ from moseg.io.contract import (
     sequence_model_depth,
 )
 from moseg.models.checkpoint import CheckpointError, LoadedClassifier, load_classifier_checkpoint
+from moseg.utils.device import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -80,12 +81,14 @@ def decide(
     return moving, float("nan")
 
 
-def centred_window(T: int, q: int, length: int) -> np.ndarray:
-    """Indices of ``min(length, T)`` consecutive frames holding ``q`` as near the middle as the
-    clip allows."""
-    L = min(int(length), T)
-    lo = int(np.clip(q - L // 2, 0, T - L))
-    return np.arange(lo, lo + L)
+def centred_window(T: int, q: int, length: int, stride: int = 1) -> np.ndarray:
+    """Indices of up to ``length`` frames, every ``stride``-th (``q``'s grid), holding ``q`` as
+    near the middle as the clip allows (stride 1: ``min(length, T)`` consecutive frames)."""
+    s = max(1, int(stride))
+    before, after = q // s, (T - 1 - q) // s  # frames of q's grid before and after it
+    L = min(int(length), before + after + 1)
+    j = int(np.clip(L // 2, L - 1 - after, before))  # q's position in the window
+    return q + s * (np.arange(L) - j)
 
 
 def _load(ckpt: str | Path | LoadedClassifier, device: torch.device) -> LoadedClassifier:
@@ -104,9 +107,11 @@ def _load(ckpt: str | Path | LoadedClassifier, device: torch.device) -> LoadedCl
 class ModelClassifier:
     """A trained :class:`~moseg.models.TrackClassifier` applied to whole sequences.
 
-    ``window``: frames per pass (None: 24, the default training window of every source
-    config; checkpoints do not record it);
-    ``tracks_per_pass``: most tracks that attend to each other in one pass;
+    ``window``, ``frame_stride``, ``tracks_per_pass``: frames per pass (every
+    ``frame_stride``-th, around the query frame) and most tracks that attend to each other in
+    one pass. None: what the checkpoint was trained on (its ``trained_on`` entry: the window,
+    the stride of its main source and its largest track count, see
+    :meth:`moseg.data.TrackDataModule.trained_on`); checkpoints without it: 24, 1 and 2048;
     ``max_tracks``: classify at most this many tracks in all, an equal share per query frame
     (the reference uses 5000; None: every track); ``seed``: chunking and sub-sampling, so the
     result is the same on every run. ``thresholds``: the reference's, unless the checkpoint
@@ -120,13 +125,14 @@ class ModelClassifier:
         self,
         ckpt: str | Path | LoadedClassifier,
         window: int | None = None,
-        tracks_per_pass: int = 2048,
+        tracks_per_pass: int | None = None,
         max_tracks: int | None = None,
         device: str = "cpu",
         seed: int = 0,
         allow_missing_depth: bool = False,
+        frame_stride: int | None = None,
     ):
-        self.device = torch.device(device)
+        self.device = resolve_device(device)
         loaded = _load(ckpt, self.device)
         if loaded.architecture != "moseg":
             raise CheckpointError(
@@ -138,8 +144,10 @@ class ModelClassifier:
         chosen = loaded.decision.get("thresholds")
         if chosen:
             self.thresholds = tuple(float(t) for t in chosen)
-        self.window = int(window or 24)
-        self.tracks_per_pass = int(tracks_per_pass)
+        trained = loaded.meta.get("trained_on") or {}
+        self.window = int(window or trained.get("window") or 24)
+        self.frame_stride = int(frame_stride or trained.get("frame_stride") or 1)
+        self.tracks_per_pass = int(tracks_per_pass or trained.get("max_tracks") or 2048)
         self.max_tracks = max_tracks
         self.seed = int(seed)
         self.path = Path(str(loaded.meta.get("path", ckpt)))
@@ -222,8 +230,8 @@ class ModelClassifier:
             ids = np.flatnonzero(seq.query_frame == q)
             if share is not None and ids.size > share:
                 ids = np.sort(rng.choice(ids, size=share, replace=False))
-            t = centred_window(seq.num_frames, int(q), self.window)
-            qi = int(q - t[0])
+            t = centred_window(seq.num_frames, int(q), self.window, self.frame_stride)
+            qi = int(np.flatnonzero(t == q)[0])
             n_chunks = max(1, -(-ids.size // self.tracks_per_pass))
             order = rng.permutation(ids.size)
             for chunk in np.array_split(order, n_chunks):
@@ -266,7 +274,7 @@ class ReleaseModelClassifier:
         allow_missing_depth: bool = False,
         **ignored: object,
     ):
-        self.device = torch.device(device)
+        self.device = resolve_device(device)
         loaded = _load(ckpt, self.device)
         if loaded.architecture != "release":
             raise CheckpointError(f"{ckpt}: not a release-architecture checkpoint")

@@ -2,11 +2,14 @@
 
 Writing a sequence is atomic: the PNGs go into a hidden temporary folder that is renamed into
 place when all are written, so a folder that exists is complete (an interrupted run leaves only
-a ``.tmp-*`` folder, which the next run removes and redoes).
+a ``.tmp-*`` folder, which the next run removes and redoes). Each folder lists the files moseg
+wrote in ``.moseg-masks.json``; rewriting a folder replaces those and keeps anything else a user
+put there (moved over from the old folder, which is set aside as ``.old-*`` until then).
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import uuid
 from collections.abc import Sequence as Seq
@@ -59,32 +62,71 @@ def read_mask_png(path: str | Path) -> np.ndarray:
     raise MaskError(f"{path}: mode {mode} PNG; masks must be indexed (palette) or greyscale")
 
 
+MANIFEST = ".moseg-masks.json"
+
+
+def _ours(folder: Path) -> set[str] | None:
+    """The file names moseg wrote in ``folder`` (its manifest); None without one (older
+    runs, which wrote only PNGs)."""
+    try:
+        return set(json.loads((folder / MANIFEST).read_text())["files"])
+    except FileNotFoundError:
+        return None
+
+
+def _keep_users_files(old: Path, folder: Path) -> None:
+    """Move what a user put in ``old`` (not moseg's masks) into ``folder``, then remove
+    ``old``."""
+    ours = _ours(old)
+    for p in old.iterdir():
+        mine = p.name == MANIFEST or (p.suffix == MASK_SUFFIX if ours is None else p.name in ours)
+        if not mine and not (folder / p.name).exists():
+            p.rename(folder / p.name)
+    shutil.rmtree(old)
+
+
 def write_sequence_masks(folder: str | Path, names: Seq[str], masks: np.ndarray) -> Path:
     """Write ``masks [T, H, W] uint8`` as ``folder/<names[t]>.png`` atomically (see module)."""
     folder = Path(folder)
     if len(names) != len(masks):
         raise ValueError(f"{folder}: {len(masks)} masks for {len(names)} frame names")
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = folder.parent / f".tmp-{folder.name}-{uuid.uuid4().hex[:8]}"
+    tag = uuid.uuid4().hex[:8]
+    tmp = folder.parent / f".tmp-{folder.name}-{tag}"
     tmp.mkdir()
     try:
-        for name, m in zip(names, masks, strict=True):
-            write_mask_png(tmp / f"{name}{MASK_SUFFIX}", m)
+        files = [f"{name}{MASK_SUFFIX}" for name in names]
+        for f, m in zip(files, masks, strict=True):
+            write_mask_png(tmp / f, m)
+        (tmp / MANIFEST).write_text(json.dumps({"files": files}))
+        old = None
         if folder.exists():
-            shutil.rmtree(folder)
+            old = folder.parent / f".old-{folder.name}-{tag}"
+            folder.rename(old)
         tmp.rename(folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    if old is not None:
+        _keep_users_files(old, folder)
     return folder
 
 
 def clean_temp_folders(parent: str | Path) -> None:
-    """Remove what an interrupted :func:`write_sequence_masks` left in ``parent``."""
+    """Tidy what an interrupted :func:`write_sequence_masks` left in ``parent``: half-written
+    ``.tmp-*`` folders go; an ``.old-*`` folder set aside goes back into place when its
+    replacement never arrived, else gives the user's files to the replacement."""
     parent = Path(parent)
-    if parent.is_dir():
-        for p in parent.glob(".tmp-*"):
-            shutil.rmtree(p, ignore_errors=True)
+    if not parent.is_dir():
+        return
+    for p in parent.glob(".tmp-*"):
+        shutil.rmtree(p, ignore_errors=True)
+    for p in parent.glob(".old-*"):
+        target = parent / p.name[len(".old-") :].rsplit("-", 1)[0]
+        if target.exists():
+            _keep_users_files(p, target)
+        else:
+            p.rename(target)
 
 
 def mask_files(folder: str | Path) -> list[Path]:
@@ -112,7 +154,10 @@ def read_sequence_masks(folder: str | Path, names: Seq[str] | None = None) -> np
                 f"(first: {', '.join(missing[:3])})"
             )
     out = [read_mask_png(f) for f in files]
-    shapes = {m.shape for m in out}
-    if len(shapes) > 1:
-        raise MaskError(f"{folder}: masks of different sizes {sorted(shapes)}")
+    for f, m in zip(files, out, strict=True):
+        if m.shape != out[0].shape:
+            raise MaskError(
+                f"{f}: {m.shape[1]}x{m.shape[0]} px, but {files[0].name} is "
+                f"{out[0].shape[1]}x{out[0].shape[0]}: masks of one sequence share one size"
+            )
     return np.stack(out)

@@ -673,12 +673,25 @@ class SequenceFile:
         self.close()
 
 
-def load_sequence(path: str | Path, fields: Iterable[str] | None = None) -> Sequence:
-    """Read a whole sequence (or only ``fields`` plus the required ones) into memory."""
+def load_sequence(
+    path: str | Path, fields: Iterable[str] | None = None, validate: bool = True
+) -> Sequence:
+    """Read a whole sequence (or only ``fields`` plus the required ones) into memory.
+
+    ``validate`` (default): what was read is checked against the contract as ``moseg
+    validate`` checks it (shapes, dtypes, NaN, ranges, query frames; in memory, so cheap next to
+    reading) and a :class:`ContractError` lists every problem; ``False`` skips the check (a file
+    known to be good, read in a tight loop)."""
     with SequenceFile(path) as f:
         wanted = set(f.meta.fields if fields is None else fields)
         wanted |= {n for n, s in FIELDS.items() if s.required}
         data = {n: f.read(n) for n in wanted if f.has(n)}
+        if validate:
+            attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f._f.attrs.items()}
+            arrays = {n: _Arr(v, f.dataset_attrs(n)) for n, v in data.items()}
+            problems = _check(str(f.path), attrs, arrays)
+            if problems:
+                raise ContractError(problems)
         m = f.meta
         seq = Sequence(
             name=m.name,

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import pickle
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -114,8 +115,13 @@ def read_checkpoint_file(path: str | Path, map_location: str | torch.device = "c
         return torch.load(p, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
         msg = str(e)
-        if "Unsupported global" in msg:
-            what = msg.split("Unsupported global:", 1)[1].split(" was not", 1)[0].strip()
+        blocked = re.search(r"unsupported GLOBAL (\S+)", msg)
+        if "Unsupported global" in msg or blocked:
+            what = (
+                blocked.group(1)
+                if blocked
+                else msg.split("Unsupported global:", 1)[1].split(" was not", 1)[0].strip()
+            )
             raise CheckpointError(
                 f"{p}: holds Python objects besides weights ({what}); it is not unpickled, "
                 "since that could run code. Export a training checkpoint with "

@@ -55,6 +55,32 @@ class TrackResult:
             dict(self.info),
         )
 
+    def inside_frame(self, height: int, width: int) -> TrackResult:
+        """Learned trackers may place a visible point outside the frame (a point leaving the
+        view). Those points become invisible; at its query frame, where a track is visible by
+        definition, the point is clipped into the frame instead. The counts go into ``info``."""
+        x, y = self.tracks[..., 0], self.tracks[..., 1]
+        out = (x < -0.5) | (x > width - 0.5) | (y < -0.5) | (y > height - 0.5)
+        n = self.num_tracks
+        at_query = np.zeros_like(out)
+        at_query[np.arange(n), self.query_frame] = True
+        hidden = out & self.visibility & ~at_query
+        clipped = out & at_query
+        if not hidden.any() and not clipped.any():
+            return self
+        tracks = self.tracks.copy()
+        vis = self.visibility & ~hidden
+        q = tracks[np.arange(n), self.query_frame]
+        q[:, 0] = np.clip(q[:, 0], -0.5, width - 0.5)
+        q[:, 1] = np.clip(q[:, 1], -0.5, height - 0.5)
+        tracks[np.arange(n), self.query_frame] = q
+        info = {
+            **self.info,
+            "outside_frame_hidden": int(hidden.sum()),
+            "outside_frame_clipped_at_query": int(clipped.sum()),
+        }
+        return TrackResult(tracks, vis, self.confidence, self.query_frame, info)
+
 
 @runtime_checkable
 class Tracker(Protocol):

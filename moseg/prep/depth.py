@@ -3,9 +3,8 @@
 The model predicts relative *disparity* (larger = nearer, affine-invariant), one map per frame at
 the network's input resolution; the pipeline resizes and normalises it per video.
 
-Also home of the small helpers the weight-based back-ends share (:func:`resolve_device`,
-:func:`progress`, :func:`hf_config`, :func:`load_hf_model`, :func:`on_device`,
-:func:`run_batches`).
+Also home of the small helpers the weight-based back-ends share (:func:`progress`,
+:func:`hf_config`, :func:`load_hf_model`, :func:`on_device`, :func:`run_batches`).
 """
 
 from __future__ import annotations
@@ -20,17 +19,11 @@ import torch
 import torch.nn.functional as F
 
 from moseg.prep.base import MissingBackendError, check_frames, require
+from moseg.utils.device import resolve_device
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 HF_INSTALL = "pip install 'moseg[hf]'  (or: pip install 'transformers>=4.45')"
-
-
-def resolve_device(device: str) -> torch.device:
-    """``"auto"``: CUDA when available, else CPU; anything else goes to :class:`torch.device`."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def progress(total: int, desc: str) -> Any:

@@ -84,7 +84,9 @@ class DinoV2Features:
       block's output, before the final layer norm).
     - ``stride``: patch-embedding stride in resized pixels (< patch size = overlapping patches;
       the position embeddings are interpolated to the resulting token grid).
-    - ``input_size``: the longer side of the resized frame, rounded to ``patch + k * stride``.
+    - ``input_size``: the longer side of the resized frame, rounded to ``patch + k * stride``;
+      ``None``: the frame's own size, each side rounded up to a multiple of the patch (the
+      release's; 480x854 -> 490x854, a 69x121 token grid at stride 7).
     - ``normalize``: L2-normalise each output vector. ``fp16`` applies on CUDA only.
     """
 
@@ -97,7 +99,7 @@ class DinoV2Features:
         layer: int = -1,
         facet: str = "key",
         stride: int = 7,
-        input_size: int = 448,
+        input_size: int | None = 448,
         device: str = "auto",
         fp16: bool = True,
         normalize: bool = False,
@@ -126,7 +128,12 @@ class DinoV2Features:
         if not 1 <= stride <= self.patch:
             raise ValueError(f"stride must be in [1, {self.patch}], got {stride}")
         self.stride = int(stride)
-        self.input_size = valid_side(input_size, self.patch, self.stride)
+        self.input_size = None if input_size is None else valid_side(input_size, self.patch, stride)
+        if input_size is None and self.patch % self.stride:
+            raise ValueError(
+                f"input_size=null (sides rounded up to multiples of the patch {self.patch}) needs "
+                f"a stride that divides the patch, got {stride}"
+            )
         layers = self.model.encoder.layer
         if not -len(layers) <= layer < len(layers):
             raise ValueError(f"layer {layer} out of range for {len(layers)} blocks")
@@ -137,7 +144,11 @@ class DinoV2Features:
     # geometry ------------------------------------------------------------------------------------
     def input_shape(self, height: int, width: int) -> tuple[int, int]:
         """(Hr, Wr) the frames are resized to: the longer side ``input_size``, the other scaled
-        with it, each rounded to a side the patches tile exactly."""
+        with it, each rounded to a side the patches tile exactly; ``input_size=None``: each side
+        rounded up to a multiple of the patch (it tiles at any stride dividing the patch)."""
+        if self.input_size is None:
+            p = self.patch
+            return -(-height // p) * p, -(-width // p) * p
         s = self.input_size / max(height, width)
         return (
             valid_side(height * s, self.patch, self.stride),

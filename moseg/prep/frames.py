@@ -326,9 +326,35 @@ class Source:
         return f"{i:0{max(5, len(str(max(self.total_frames - 1, 0))))}d}"
 
 
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(H, W) of an image file from its header (PIL reads no pixels); a format PIL does not
+    know is decoded in full."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+        return int(h), int(w)
+    except (UnidentifiedImageError, OSError, ValueError):
+        return read_image(path).shape[:2]
+
+
+def check_frame_sizes(files: list[Path], size: tuple[int, int]) -> None:
+    """Every frame file is ``size`` (H, W), from the headers, before any frame is processed;
+    else a :class:`FrameError` naming the first file of another size."""
+    for f in files[1:]:
+        hw = image_size(f)
+        if hw != tuple(size):
+            raise FrameError(
+                f"{f}: frame is {hw[1]}x{hw[0]}, but the first frame {files[0].name} is "
+                f"{size[1]}x{size[0]}; all frames must have one size"
+            )
+
+
 def probe(path: str | Path, fps: float = 24.0) -> Source:
     """Open a video file or a frame folder and check it can be used; ``fps`` is for folders.
-    Raises :class:`FrameError` naming the path (missing, not a video, no frames, ...)."""
+    Raises :class:`FrameError` naming the path (missing, not a video, no frames, frames of
+    another size than the first: every image's header is read here, ...)."""
     path = Path(path)
     if not path.exists():
         raise FrameError(f"{path}: does not exist")
@@ -344,6 +370,7 @@ def probe(path: str | Path, fps: float = 24.0) -> Source:
         if other:
             log.warning("ignored %d non-image files in %s", len(other), path)
         first = read_image(files[0])
+        check_frame_sizes(files, first.shape[:2])
         return Source(str(path), len(files), float(fps), first.shape[:2], tuple(map(str, files)))
     if path.suffix.lower() in IMAGE_EXTS:
         raise FrameError(f"{path}: is a single image; give the folder of frames instead")

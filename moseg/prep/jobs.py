@@ -11,6 +11,7 @@ broken, truncated or outdated outputs are redone. A failing job never stops the 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import json
@@ -30,7 +31,7 @@ from typing import Any
 from tqdm import tqdm
 
 from moseg.io.contract import ContractError, SequenceFile, validate, write_sequence
-from moseg.utils.atomic import remove_stale_temps
+from moseg.utils.atomic import folder_lock, remove_stale_temps
 
 log = logging.getLogger(__name__)
 
@@ -144,12 +145,33 @@ def run_jobs(
     progress: bool | None = None,
     overwrite: bool = False,
     threads_per_worker: int | None = None,
+    lock_wait_s: float = 0.0,
 ) -> Report:
-    """Run every job that is not already done; never raises for a failing job."""
+    """Run every job that is not already done; never raises for a failing job.
+
+    Each output folder is locked while the jobs run (:func:`~moseg.utils.atomic.folder_lock`):
+    a second run on the same folder waits up to ``lock_wait_s`` seconds, then stops with
+    :class:`~moseg.utils.atomic.FolderLockedError`, so two runs never do the same work or remove
+    each other's files."""
     names = [j.name for j in jobs]
     if len(set(names)) != len(names):
         dup = sorted({n for n in names if names.count(n) > 1})
         raise ValueError(f"duplicate sequence names: {dup[:10]}")
+    with contextlib.ExitStack() as stack:
+        for folder in sorted({j.out.parent for j in jobs}):
+            stack.enter_context(folder_lock(folder, wait_s=lock_wait_s))
+        return _run_locked(jobs, names, workers, desc, progress, overwrite, threads_per_worker)
+
+
+def _run_locked(
+    jobs: Sequence[Job],
+    names: list[str],
+    workers: int | None,
+    desc: str,
+    progress: bool | None,
+    overwrite: bool,
+    threads_per_worker: int | None,
+) -> Report:
     report = Report()
     for folder in {j.out.parent for j in jobs}:
         if folder.is_dir():

@@ -111,7 +111,7 @@ def preprocess(
         tracker = build_backend(prep.get("tracker"))
         if tracker is None:
             raise ValueError("no tracker configured and no tracks given")
-        tracks = tracker(video)
+        tracks = tracker(video).inside_frame(H, W)
         if label is not None or instance is not None:
             raise ValueError("label/instance can only be given together with tracks")
     # the contract wants tracks grouped by query frame; given labels follow their tracks

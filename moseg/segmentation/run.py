@@ -14,8 +14,8 @@ Two modes:
 
 - **automatic** (no prompts): every moving object. Per chunk: tracks (``moseg preprocess``'s
   pipeline), the classifier (the shipped checkpoint, else the geometric one), then SAM2 or the
-  weight-free densifier. Objects keep their id across chunks by matching their masks on the
-  shared frames (Hungarian on IoU, ``chunk.link_iou``).
+  weight-free densifier. Objects keep their id across chunks by matching them on the shared
+  frames, by their masks and their tracks (:func:`link_objects`).
 - **prompted** (``--point``/``--box``): only the prompted objects, with the user's ids. With a
   SAM2 checkpoint SAM2 is prompted directly (:class:`~moseg.segmentation.sam2_prompted.
   Sam2Follower`); without one the weight-free path follows the tracks near the clicks
@@ -25,8 +25,9 @@ Two modes:
 Long videos: frames are decoded one at a time and processed in chunks of ``chunk.size`` frames
 (``chunk.overlap`` shared), so memory is bounded by the chunk, not the video. Every mask file and
 chunk record is written atomically; an interrupted run resumes at its first unfinished chunk.
-Every check of the input (the video, the prompts, the checkpoints) happens before anything is
-written.
+Every check of the input (the video, every frame's size, the prompts, the checkpoints, the
+output folder) happens before anything is written. Progress per stage and frame:
+:mod:`moseg.segmentation.progress`.
 """
 
 from __future__ import annotations
@@ -44,13 +45,13 @@ from typing import Any
 import cv2
 import numpy as np
 from omegaconf import DictConfig
-from tqdm import tqdm
 
 from moseg.config import to_plain
 from moseg.datasets.common import prep_config
 from moseg.densify.base import TrackSet
 from moseg.inference.masks import read_mask_png, write_mask_png
 from moseg.prep.frames import Frames, FrameSpec, Source, iter_frames, probe, resize_longest
+from moseg.segmentation.progress import Progress
 from moseg.segmentation.prompts import (
     MAX_OBJECT_ID,
     Point,
@@ -140,19 +141,25 @@ def prepare_out(out: Path, digest: str, overwrite: bool) -> dict[int, dict[str, 
     """Create or reuse ``out``; returns the finished chunk records of a resumable run there.
 
     A folder holding other files than moseg's, or moseg's output of another video or other
-    settings, is refused unless ``overwrite`` (which removes only moseg's own outputs)."""
+    settings, is refused unless ``overwrite`` (which removes only moseg's own outputs). A
+    folder that cannot be written (read-only, no permission) is a :class:`SegmentError`
+    naming it."""
+    try:
+        return _prepare_out(out, digest, overwrite)
+    except OSError as e:
+        raise SegmentError(
+            f"--out {out}: cannot write there ({e.strerror or e}); choose a folder you can write to"
+        ) from e
+
+
+def _prepare_out(out: Path, digest: str, overwrite: bool) -> dict[int, dict[str, Any]]:
     state = out / STATE_DIR / "state.json"
     if out.exists() and not out.is_dir():
         raise SegmentError(f"--out {out}: exists and is not a folder")
     if out.is_dir() and any(out.iterdir()):
         old = json.loads(state.read_text()).get("digest") if state.is_file() else None
         if overwrite:
-            for name in OUTPUTS:
-                p = out / name
-                if p.is_dir():
-                    shutil.rmtree(p)
-                elif p.exists():
-                    p.unlink()
+            remove_outputs(out)
         elif old is None:
             raise SegmentError(
                 f"--out {out}: the folder is not empty and holds no moseg segmentation; choose "
@@ -172,9 +179,43 @@ def prepare_out(out: Path, digest: str, overwrite: bool) -> dict[int, dict[str, 
     done: dict[int, dict[str, Any]] = {}
     c = 0
     while (rec := out / STATE_DIR / "chunks" / f"{c:05d}.json").is_file():
-        done[c] = json.loads(rec.read_text())
+        d = json.loads(rec.read_text())
+        if d.get("pending"):  # killed while writing this chunk's masks: redone
+            break
+        done[c] = d
         c += 1
     return done
+
+
+def written_masks(out: Path) -> set[str] | None:
+    """Names of the mask files moseg wrote in ``out/masks`` (from the chunk records and the
+    lists written before each chunk's masks); None when an older record does not list them."""
+    names: set[str] = set()
+    for rec in sorted((out / STATE_DIR / "chunks").glob("*.json")):
+        files = json.loads(rec.read_text()).get("files")
+        if files is None:
+            return None
+        names.update(files)
+    return names
+
+
+def remove_outputs(out: Path) -> None:
+    """Remove moseg's outputs from ``out`` (``--overwrite``): the masks it wrote (by name, from
+    its records), ``overlay.mp4``, ``objects.json`` and its state. Anything else, in ``out`` or
+    in ``out/masks``, is left alone; ``masks/`` itself goes only when that leaves it empty."""
+    masks = out / "masks"
+    if masks.is_dir():
+        names = written_masks(out)
+        for p in masks.iterdir():
+            ours = p.suffix == ".png" if names is None else p.name in names
+            if p.is_file() and ours:  # records before the file lists: moseg's PNGs
+                p.unlink()
+        remove_stale_temps(masks)
+        if not any(masks.iterdir()):
+            masks.rmdir()
+    for name in ("overlay.mp4", "objects.json"):
+        (out / name).unlink(missing_ok=True)
+    shutil.rmtree(out / STATE_DIR, ignore_errors=True)
 
 
 def write_mask(path: Path, labels: np.ndarray) -> None:
@@ -193,44 +234,165 @@ def to_size(masks: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------
 # Object ids across chunks (automatic mode)
 # ----------------------------------------------------------------------------------------------
+LINK_COVER = 0.5  # an object lying mostly (this share of it) inside another continues it
+POINT_RADIUS = 4  # px at the working size: a track point's footprint (covers the 8 px grid)
+CARRY_TRACKS = 64  # at most this many tracks per object carried to the next chunk's record
+
+
+def frame_ids(labels: np.ndarray) -> np.ndarray:
+    """``[T, 256]`` bool: which ids each frame of ``labels [T, h, w]`` uint8 holds (one
+    histogram per frame: no sort, no copy of the whole chunk)."""
+    out = np.zeros((len(labels), 256), bool)
+    for t, m in enumerate(labels):
+        out[t] = np.bincount(m.ravel(), minlength=256) > 0
+    return out
+
+
+def track_members(
+    xy: np.ndarray, vis: np.ndarray, labels: np.ndarray, drawn: np.ndarray | None = None
+) -> np.ndarray:
+    """The object each track belongs to, from a chunk's masks: ``[N]`` ids (0: none).
+
+    ``xy [N, T, 2]`` (x, y) px and ``vis [N, T]``: the chunk's tracks; ``labels [T, h, w]``: its
+    label map per frame. A track belongs to object ``k`` when it lies in ``k``'s mask on at
+    least two frames and on at least half of the frames where ``k`` is drawn and the track is
+    visible (a background track that an object passes over is not one of its tracks); of
+    several, the one it lies in most often. ``drawn``: :func:`frame_ids` of ``labels``."""
+    N, T = vis.shape
+    if N == 0 or T == 0:
+        return np.zeros(N, np.int32)
+    h, w = labels.shape[1:]
+    xy = np.nan_to_num(xy)  # (hidden points may hold anything)
+    x = np.clip(np.rint(xy[..., 0]), 0, w - 1).astype(np.intp)
+    y = np.clip(np.rint(xy[..., 1]), 0, h - 1).astype(np.intp)
+    under = labels[np.arange(T)[None, :], y, x]  # [N, T] the label under each point
+    under[~vis] = 0
+    drawn = frame_ids(labels) if drawn is None else drawn
+    best = np.zeros(N, np.int32)
+    best_in = np.zeros(N, np.int64)
+    for k in np.flatnonzero(drawn[:, 1 : MAX_OBJECT_ID + 1].any(0)) + 1:
+        inside = (under == k).sum(1)
+        shown = (vis & drawn[None, :, k]).sum(1)
+        ok = (inside >= 2) & (2 * inside >= shown) & (inside > best_in)
+        best[ok], best_in[ok] = k, inside[ok]
+    return best
+
+
+def member_points(
+    xy: np.ndarray, vis: np.ndarray, member: np.ndarray, frames: range, cap: int | None = None
+) -> np.ndarray:
+    """``[M, 4]`` int rows ``(t, x, y, id)``: the visible points of the tracks that belong to
+    an object (``member [N]``, 0 none) on ``frames`` (``t`` counted from ``frames.start``);
+    ``cap``: at most this many tracks per object, evenly spread."""
+    rows = []
+    for k in np.unique(member[member > 0]):
+        n = np.flatnonzero(member == k)
+        if cap is not None and len(n) > cap:
+            n = n[np.linspace(0, len(n) - 1, cap).round().astype(np.intp)]
+        sub_vis = vis[n][:, frames.start : frames.stop]
+        i, t = np.nonzero(sub_vis)
+        p = np.rint(xy[n[i], frames.start + t]).astype(np.int64)
+        rows.append(np.stack([t, p[:, 0], p[:, 1], np.full(len(t), k)], 1))
+    return np.concatenate(rows) if rows else np.zeros((0, 4), np.int64)
+
+
+def support(labels: np.ndarray, points: np.ndarray | None) -> np.ndarray:
+    """``labels [O, h, w]`` with every object's track points (``[M, 4]`` rows ``(t, x, y, id)``)
+    drawn as small discs where the masks are empty: where an object is on the shared frames by
+    its pixels or by its tracks."""
+    if points is None or len(points) == 0:
+        return labels
+    O, h, w = labels.shape
+    t, x, y, k = points.T
+    ok = (t >= 0) & (t < O) & (x >= 0) & (x < w) & (y >= 0) & (y < h)
+    dots = np.zeros_like(labels)
+    dots[t[ok], y[ok], x[ok]] = k[ok]
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * POINT_RADIUS + 1,) * 2)
+    out = labels.copy()
+    for f in np.unique(t[ok]):
+        grown = cv2.dilate(dots[f], disc)
+        out[f] = np.where(labels[f] > 0, labels[f], grown)
+    return out
+
+
+def read_carry(rec: dict[str, Any] | None) -> np.ndarray | None:
+    """The ``carry`` of a chunk record as ``[M, 4]`` rows ``(t, x, y, id)`` (None: none)."""
+    text = (rec or {}).get("carry")
+    if text is None:
+        return None
+    rows = [[int(v) for v in r.split(",")] for r in text.split()]
+    return np.asarray(rows, np.int64).reshape(-1, 4)
+
+
 def link_objects(
-    prev: np.ndarray, new: np.ndarray, num_new: int, next_id: int, min_iou: float
+    prev: np.ndarray,
+    new: np.ndarray,
+    num_new: int,
+    next_id: int,
+    min_iou: float,
+    prev_points: np.ndarray | None = None,
+    new_points: np.ndarray | None = None,
+    present: Seq[int] | np.ndarray | None = None,
 ) -> tuple[np.ndarray, int, list[str]]:
     """Global ids for a chunk's local objects 1..``num_new``.
 
     ``prev [O, h, w]``: the global label maps already written for the shared frames; ``new
-    [O, h, w]``: the chunk's local labels on the same frames. Pairs are matched by the Hungarian
-    method on their IoU over the shared frames; a match below ``min_iou`` is no match. Returns
-    ``(lut [256] local -> global, next free id, notes)``; objects beyond id 254 are dropped (and
-    noted)."""
+    [O, h, w]``: the chunk's local labels on the same frames. ``prev_points`` / ``new_points``
+    (``[M, 4]`` rows ``(t, x, y, id)``, global and local ids): where the tracks of each object
+    (of the previous chunk, of this one) are on the shared frames, so an object whose mask is
+    missing there is still found by its tracks, and the same tracks in both chunks tie their
+    objects together. Over all shared frames together, each object's pixels and track points
+    are compared:
+
+    - pairs are matched one to one by the Hungarian method on their IoU; a match needs IoU at
+      least ``min_iou``;
+    - an object left over continues the old object it lies mostly inside, or that lies mostly
+      inside it (at least :data:`LINK_COVER` of the one or the other), or that it overlaps by
+      ``min_iou``: an object split into several local ones keeps one id, one that the old
+      chunk saw only in part (or the new one) keeps its id, and an object that matches never
+      gets a new id;
+    - the rest are new objects.
+
+    ``present``: the local ids the chunk has (default all of 1..``num_new``); only these get an
+    id. Returns ``(lut [256] local -> global, next free id, notes)``; objects beyond id 254 are
+    dropped (and noted)."""
     from scipy.optimize import linear_sum_assignment
 
     lut = np.zeros(256, np.uint8)
     notes: list[str] = []
-    old_ids = [int(i) for i in np.unique(prev) if 0 < i <= MAX_OBJECT_ID] if prev.size else []
-    if old_ids and num_new:
-        p = prev.reshape(-1)
-        q = new.reshape(-1)
-        inter = np.zeros((len(old_ids), num_new))
-        union = np.zeros_like(inter)
-        for a, g in enumerate(old_ids):
-            pg = p == g
-            for b in range(num_new):
-                qb = q == b + 1
-                inter[a, b] = np.count_nonzero(pg & qb)
-                union[a, b] = np.count_nonzero(pg | qb)
-        iou = np.where(union > 0, inter / np.maximum(union, 1), 0.0)
-        rows, cols = linear_sum_assignment(-iou)
-        for r, c in zip(rows, cols, strict=True):
-            if iou[r, c] >= min_iou:
-                lut[c + 1] = old_ids[r]
-    for b in range(1, num_new + 1):
-        if lut[b]:
+    if prev.size and num_new:
+        pair = support(prev, prev_points).astype(np.uint16) * 256 + support(new, new_points)
+        inter = np.bincount(pair.ravel(), minlength=256 * 256).reshape(256, 256)
+        area_old, area_new = inter.sum(1), inter.sum(0)
+        old_ids = [g for g in range(1, MAX_OBJECT_ID + 1) if area_old[g]]
+        new_ids = [k for k in range(1, num_new + 1) if area_new[k]]
+        if old_ids and new_ids:
+            i = inter[np.ix_(old_ids, new_ids)].astype(np.float64)
+            union = area_old[old_ids][:, None] + area_new[new_ids][None, :] - i
+            iou = i / np.maximum(union, 1)
+            # the share of the new object inside the old one, and of the old inside the new
+            cover = np.maximum(
+                i / np.maximum(area_new[new_ids][None, :], 1),
+                i / np.maximum(area_old[old_ids][:, None], 1),
+            )
+            rows, cols = linear_sum_assignment(-iou)
+            for r, c in zip(rows, cols, strict=True):
+                if iou[r, c] >= min_iou:
+                    lut[new_ids[c]] = old_ids[r]
+            for c, k in enumerate(new_ids):
+                if lut[k]:
+                    continue
+                r = int(np.argmax(cover[:, c] + iou[:, c]))
+                if cover[r, c] >= LINK_COVER or iou[r, c] >= min_iou:
+                    lut[k] = old_ids[r]
+    keep = set(range(1, num_new + 1)) if present is None else {int(k) for k in present}
+    for k in range(1, num_new + 1):
+        if lut[k] or k not in keep:
             continue
         if next_id > MAX_OBJECT_ID:
             notes.append(f"an object was dropped: all {MAX_OBJECT_ID} ids are used")
             continue
-        lut[b] = next_id
+        lut[k] = next_id
         next_id += 1
     return lut, next_id, notes
 
@@ -306,7 +468,7 @@ class _Algorithms:
     def __init__(self, job: Job):
         from hydra.utils import instantiate
 
-        from moseg.inference import Segmenter, resolve_checkpoint
+        from moseg.inference import Segmenter, check_preset_checkpoint, resolve_checkpoint
 
         cfg = job.cfg
         self.job = job
@@ -315,6 +477,7 @@ class _Algorithms:
         self.densifier = None
         self.ckpt = None
         if job.mode == "automatic":
+            check_preset_checkpoint(cfg)
             self.ckpt = resolve_checkpoint(cfg.get("ckpt"))
             self.segmenter = Segmenter.from_config(
                 cfg.classifier, self.ckpt, instantiate(cfg.densify)
@@ -329,8 +492,22 @@ class _Algorithms:
         else:
             from moseg.segmentation.follow import TrackFollower
 
-            # follow.densifier: only what differs from the follower's own densifier settings
-            self.follower = TrackFollower(**(to_plain(cfg.get("follow")) or {}))
+            follow = dict(to_plain(cfg.get("follow")) or {})
+            if "densifier" in follow:
+                raise ValueError(
+                    "follow.densifier is gone: the follower's densifier takes the densify "
+                    "settings (densify.<knob>; densify.prompted.<knob> for what differs in "
+                    "prompted mode)"
+                )
+            dens = {k: v for k, v in to_plain(cfg.densify).items() if k != "_target_"}
+            prompted = dens.pop("prompted", None) or {}
+            self.follower = TrackFollower(**follow, densifier={**dens, **prompted})
+
+    def announce(self, progress: Progress) -> None:
+        """Let the densifier report its stage to ``progress`` when it starts (the segmenter
+        classifies, then densifies, in one call)."""
+        if self.densifier is not None:
+            self.segmenter.densifier = _Announced(self.densifier, progress)
 
     @property
     def needs_tracks(self) -> bool:
@@ -345,6 +522,21 @@ class _Algorithms:
         return out
 
 
+class _Announced:
+    """A densifier that starts the ``densify`` stage of a :class:`Progress` when called."""
+
+    def __init__(self, densifier: Any, progress: Progress):
+        self.densifier = densifier
+        self.progress = progress
+
+    def __call__(self, frames: np.ndarray, tracks: TrackSet) -> Any:
+        self.progress.stage("densify", len(frames))
+        return self.densifier(frames, tracks)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.densifier, name)
+
+
 def _tracks(job: Job, frames: Frames, name: str, prompted: bool):
     from moseg.prep.pipeline import preprocess
 
@@ -355,14 +547,26 @@ def _tracks(job: Job, frames: Frames, name: str, prompted: bool):
 
 
 def process_chunk(
-    job: Job, algos: _Algorithms, c: int, frames: np.ndarray, prev: np.ndarray, next_id: int
+    job: Job,
+    algos: _Algorithms,
+    c: int,
+    frames: np.ndarray,
+    prev: np.ndarray,
+    next_id: int,
+    prev_points: np.ndarray | None = None,
+    progress: Progress | None = None,
 ) -> tuple[np.ndarray, dict[str, Any], int]:
     """Masks ``[Tc, h, w]`` (global ids) of chunk ``c`` from its ``frames [Tc, h, w, 3]``;
-    ``prev [O, h, w]``: the masks already written for its first ``O`` frames."""
+    ``prev [O, h, w]``: the masks already written for its first ``O`` frames; ``prev_points``:
+    where the previous chunk's tracks of each object are on them (automatic mode, ``[M, 4]``
+    rows ``(t, x, y, id)``, see :func:`link_objects`). The record holds ``carry``: the same for
+    the next chunk."""
     a, b = job.chunks[c]
     T = len(frames)
     times: dict[str, float] = {}
     t0 = time.perf_counter()
+    if progress is not None and algos.needs_tracks:
+        progress.stage("tracks", T)
     fr = Frames(
         frames=frames,
         fps=job.src.fps / job.spec.interval,
@@ -381,16 +585,34 @@ def process_chunk(
     t1 = time.perf_counter()
     notes: list[str] = []
     if job.mode == "automatic":
+        if progress is not None:
+            progress.stage("classify", T)  # the densifier says when it starts (_Announced)
         out = algos.segmenter(seq, frames)  # the same step as evaluate.py's
         moving, threshold, res = out.moving, out.threshold, out.result
         times.update(out.seconds)
+        t2 = time.perf_counter()
         local = res.masks
         num = int(local.max()) if local.size else 0
         O = len(prev)
+        tr = out.tracks
+        drawn = frame_ids(local)
+        member = track_members(tr.tracks, tr.visibility, local, drawn)
         lut, next_id, notes = link_objects(
-            prev, local[:O], num, next_id, float(job.cfg.chunk.link_iou)
+            prev,
+            local[:O],
+            num,
+            next_id,
+            float(job.cfg.chunk.link_iou),
+            prev_points=prev_points,
+            new_points=member_points(tr.tracks, tr.visibility, member, range(O)),
+            present=np.flatnonzero(drawn.any(0)),
         )
         masks = lut[local]
+        if c + 1 < len(job.chunks):  # where this chunk's objects are on the next one's frames
+            shared = range(min(job.chunks[c + 1][0] - a, T), T)
+            carry = member_points(tr.tracks, tr.visibility, lut[member], shared, CARRY_TRACKS)
+            rec["carry"] = " ".join(",".join(map(str, r)) for r in carry.tolist())
+        times["link"] = time.perf_counter() - t2
         rec.update(
             moving=int(moving.sum()),
             threshold=threshold,
@@ -416,11 +638,13 @@ def process_chunk(
                 np.full(n, np.nan, np.float32),
                 np.zeros(n, bool),
             )
+        if progress is not None:
+            progress.stage("follow", T)
         res = algos.follower(frames, ts, prompts, carried)
         times["follow"] = time.perf_counter() - t1
         masks = res.masks
         rec["prompts"] = [{"object": p.obj, "frame": job.names[a + p.frame]} for p in prompts]
-    rec["objects"] = sorted(int(i) for i in np.unique(masks) if i)
+    rec["objects"] = [int(i) for i in np.flatnonzero(frame_ids(masks).any(0)) if i]
     rec["info"] = json.loads(json.dumps(res.info, default=str))
     rec["notes"] = notes
     rec["seconds"] = {k: round(v, 3) for k, v in times.items()}
@@ -474,14 +698,15 @@ def run(job: Job) -> dict[str, Any]:
         job.method,
         job.why,
     )
-    progress = bool(cfg.get("progress", False))
+    progress = Progress(len(job.kept), bars=bool(cfg.get("progress", False)))
+    algos.announce(progress)
     reader = _FrameReader(job)
     next_id = 1
     written = 0  # positions below this have their mask file
     h, w = job.work
     H, W = job.src.size
-    bar = tqdm(total=len(job.kept), desc="segment", unit="frame", disable=not progress)
     for c, (a, b) in enumerate(job.chunks):
+        progress.chunk(c, len(job.chunks), a, b)
         frames = reader.get(a, b)
         if frames is None:
             job.notes.append(f"the video ended after {reader.next} frames")
@@ -489,7 +714,7 @@ def run(job: Job) -> dict[str, Any]:
         if c in done:
             next_id = int(done[c]["next_id"])
             written = done[c]["positions"][1]
-            bar.update(written - bar.n)
+            progress.resumed(written)
             continue
         # masks of the shared frames, as written (the previous chunk owns them)
         prev = np.zeros((0, h, w), np.uint8)
@@ -498,17 +723,28 @@ def run(job: Job) -> dict[str, Any]:
                 [read_mask_png(out / "masks" / f"{n}.png") for n in job.names[a:written]]
             )
             prev = to_size(full, (h, w))
-        masks, rec, next_id = process_chunk(job, algos, c, frames, prev, next_id)
+        masks, rec, next_id = process_chunk(
+            job, algos, c, frames, prev, next_id, read_carry(done.get(c - 1)), progress
+        )
         new = range(max(a, written), a + len(frames))
-        full = to_size(masks[new.start - a :], (H, W))
-        for pos, m in zip(new, full, strict=True):
-            write_mask(out / "masks" / f"{job.names[pos]}.png", m)
+        files = [f"{job.names[pos]}.png" for pos in new]
+        # the names go on record before the files exist, so --overwrite knows them even when
+        # this chunk is killed half-way
+        pending = out / STATE_DIR / "chunks" / f"{c:05d}.json"
+        atomic_write_text(pending, json.dumps({"files": files, "pending": True}))
+        t0 = time.perf_counter()
+        progress.stage("write masks", len(files))
+        for name, m in zip(files, masks[new.start - a :], strict=True):
+            write_mask(out / "masks" / name, to_size(m[None], (H, W))[0])
+            progress.wrote()
+        rec["seconds"]["write_masks"] = round(time.perf_counter() - t0, 3)
         written = a + len(frames)
         rec["written"] = [new.start, written]
+        rec["files"] = files
         atomic_write_text(out / STATE_DIR / "chunks" / f"{c:05d}.json", json.dumps(rec, indent=1))
         done[c] = rec
-        bar.update(written - bar.n)
-    bar.close()
+        progress.chunk_done(written, rec["seconds"])
+    progress.close()
     if written < len(job.kept):
         job.names = job.names[:written]
     result = finish(job, done, info, progress)
@@ -516,7 +752,7 @@ def run(job: Job) -> dict[str, Any]:
 
 
 def finish(
-    job: Job, done: dict[int, dict[str, Any]], info: dict[str, Any], progress: bool
+    job: Job, done: dict[int, dict[str, Any]], info: dict[str, Any], progress: Progress
 ) -> dict[str, Any]:
     """One streaming pass over the masks (and the frames, for the overlay): ``objects.json``
     and ``overlay.mp4``."""
@@ -536,7 +772,7 @@ def finish(
             ob["bbox"][name] = [int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())]
 
     def masks_iter():
-        for name in tqdm(job.names, desc="objects", unit="frame", disable=not progress):
+        for name in job.names:
             m = read_mask_png(out / "masks" / f"{name}.png")
             stats(name, m)
             yield m
@@ -552,16 +788,22 @@ def finish(
         size = work_size((H, W), spec.longest_side)
         alpha = float(o.get("alpha", 0.5))
 
-        def overlays():
+        def overlays(stage):
             for (_, img), m in zip(iter_frames(job.src, spec), masks_iter(), strict=False):
                 if m.shape != img.shape[:2]:
                     m = cv2.resize(m, (img.shape[1], img.shape[0]), interpolation=cv2.INTER_NEAREST)
                 yield overlay_masks(img, m, alpha)
+                stage.step()  # the encoder took the frame
 
-        write_video(out / "overlay.mp4", overlays(), fps=job.src.fps / job.spec.interval, size=size)
+        stage = progress.frames("overlay", len(job.names))
+        fps = job.src.fps / job.spec.interval
+        write_video(out / "overlay.mp4", overlays(stage), fps=fps, size=size)
+        stage.close(f"{out / 'overlay.mp4'}, {size[1]}x{size[0]}")
     else:
+        stage = progress.frames("objects", len(job.names))
         for _ in masks_iter():
-            pass
+            stage.step()
+        stage.close()
     notes = list(job.notes) + [n for r in done.values() for n in r.get("notes", [])]
     seconds: dict[str, float] = {}
     for r in done.values():

@@ -57,13 +57,13 @@ import inspect
 import logging
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
 
 from moseg.densify.base import DensifyResult, TrackSet
-from moseg.densify.sam2 import PromptablePredictor, Sam2Predictor
+from moseg.densify.sam2 import PromptablePredictor, Sam2Params, Sam2Predictor
 from moseg.segmentation.prompts import MAX_OBJECT_ID, FramePrompt
 
 log = logging.getLogger(__name__)
@@ -71,23 +71,7 @@ log = logging.getLogger(__name__)
 # Keys of moseg/conf/densify/sam2.yaml that are not settings of the model (Sam2Predictor): Hydra's
 # target and the automatic densifier's algorithm (moseg.densify.sam2.Sam2Params). Accepted and
 # ignored, so the whole densify config can be passed.
-IGNORED_KEYS = (
-    "_target_",
-    "canonical_top_fraction",
-    "dilate_kernel",
-    "dilate_iterations",
-    "min_tracks",
-    "max_rounds",
-    "prompt_every",
-    "prompt_min_tracks",
-    "reprompt_coverage",
-    "reprompt_points",
-    "merge_iou",
-    "merge_cover",
-    "merge_min_frames",
-    "merge_over",
-    "order",
-)
+IGNORED_KEYS = ("_target_", *(f.name for f in fields(Sam2Params)))
 
 Carried = Mapping[int, Mapping[int, np.ndarray]]  # {obj_id: {local frame: mask [H, W]}}
 

@@ -41,12 +41,13 @@ def track_loss(
     label: Tensor,
     kind: str = "weighted_bce",
     focal_gamma: float = 2.0,
-    max_pos_weight: float = 100.0,
+    max_pos_weight: float | None = 100.0,
 ) -> Tensor:
     """Loss over tracks with ``label`` in {0, 1}; -1 (ignore, padding) is left out.
 
     ``weighted_bce``: the paper's BCE with positives weighted by #negatives / #positives, per clip
-    (capped at ``max_pos_weight``; a clip without positives weights them 1). ``focal``: the same
+    (capped at ``max_pos_weight``, None: uncapped as in the paper; a clip without positives
+    weights them 1). ``focal``: the same
     weights on the focal loss with ``focal_gamma``. ``bce``: unweighted. Mean over valid tracks.
     ``logits, label: [B, N]``."""
     valid = label >= 0
@@ -56,7 +57,9 @@ def track_loss(
         pos = ((label == 1) & valid).sum(-1, keepdim=True).float()
         neg = ((label == 0) & valid).sum(-1, keepdim=True).float()
         pw = torch.where(pos > 0, neg / pos.clamp_min(1), torch.ones_like(pos))
-        w = torch.where(y > 0, pw.clamp(max=max_pos_weight).expand_as(y), torch.ones_like(y))
+        if max_pos_weight is not None:
+            pw = pw.clamp(max=max_pos_weight)
+        w = torch.where(y > 0, pw.expand_as(y), torch.ones_like(y))
     elif kind == "bce":
         w = torch.ones_like(y)
     else:
@@ -122,6 +125,9 @@ class TrackClassifierModule(L.LightningModule):
         self.val_sources = list(val_sources or ["val"])
         self.metrics = nn.ModuleDict({s: val_metrics(f"val/{s}/") for s in self.val_sources})
         self.name = name
+        # the data's windows (TrackDataModule.trained_on), set by moseg.training.run; saved in
+        # checkpoints so that inference cuts the windows the network was trained on
+        self.trained_on: dict[str, Any] | None = None
         log.info("classifier %s: %d parameters", name, count_parameters(self.net))
 
     def forward(self, batch: Mapping[str, Any]) -> Tensor:
@@ -197,6 +203,8 @@ class TrackClassifierModule(L.LightningModule):
             }
         else:
             checkpoint["moseg"] = {"classifier": self.model_cfg.to_dict(), "name": self.name}
+        if self.trained_on is not None:
+            checkpoint["moseg"]["trained_on"] = dict(self.trained_on)
 
     def setup(self, stage: str) -> None:
         # CPU DDP: one thread per process, or the ranks oversubscribe the cores

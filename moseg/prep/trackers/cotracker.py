@@ -25,7 +25,7 @@ from moseg.prep.base import (
     require,
     require_checkpoint,
 )
-from moseg.prep.depth import resolve_device
+from moseg.utils.device import resolve_device
 
 INSTALL = "pip install 'cotracker @ git+https://github.com/facebookresearch/co-tracker'"
 CHECKPOINT_URL = "https://huggingface.co/facebook/cotracker3/resolve/main/scaled_offline.pth"

@@ -26,7 +26,7 @@ from moseg.prep.base import (
     require,
     require_checkpoint,
 )
-from moseg.prep.depth import resolve_device
+from moseg.utils.device import resolve_device
 
 INSTALL = "pip install 'tapnet @ git+https://github.com/google-deepmind/tapnet'"
 CHECKPOINT_URL = "https://storage.googleapis.com/dm-tapnet/bootstap/bootstapir_checkpoint_v2.pt"
