@@ -19,6 +19,7 @@ from moseg.io import (
     list_sequences,
     validate,
 )
+from moseg.utils.paths import check_out_folder
 
 
 def _expand(paths: list[str]) -> list[Path]:
@@ -250,31 +251,6 @@ def parse_prompt_items(items: list[tuple[str, str]]) -> list:
         else:
             out.append(parse_box(value, obj))
     return out
-
-
-def check_out_folder(out: Path, what: str = "--out") -> str | None:
-    """Why ``out`` cannot be an output folder (a file, or a place that cannot be written:
-    read-only file system, no permission), or None; cheap, so it runs before anything slow."""
-    import errno
-    import os
-
-    if out.exists() and not out.is_dir():
-        return f"{what} {out}: exists and is not a folder"
-    probe = out
-    while not probe.exists():  # the folder that would hold it
-        probe = probe.parent
-    if not probe.is_dir():
-        return f"{what} {out}: {probe} is not a folder"
-    if not os.access(probe, os.W_OK | os.X_OK):
-        return f"{what} {out}: cannot write into {probe} (no permission)"
-    try:  # a read-only mount passes os.access for root; try it
-        import tempfile
-
-        tempfile.TemporaryFile(dir=probe).close()
-    except OSError as e:
-        why = "read-only file system" if e.errno == errno.EROFS else e.strerror
-        return f"{what} {out}: cannot write into {probe} ({why})"
-    return None
 
 
 # moseg.segmentation.run's state file (STATE_DIR/state.json), named here so that checking --out

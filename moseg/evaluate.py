@@ -25,7 +25,7 @@ from moseg.prep.frames import FrameError
 def run_folder_problem(argv: list[str]) -> str | None:
     """Why the run folder cannot be written (read-only file system, no permission), checked
     before Hydra creates it: the ``hydra.run.dir=`` given, else ``paths.log_dir``."""
-    from moseg.cli import check_out_folder
+    from moseg.utils.paths import check_out_folder
 
     given = [a.split("=", 1)[1] for a in argv if a.startswith("hydra.run.dir=")]
     if given:

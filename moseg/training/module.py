@@ -232,7 +232,9 @@ def warmup_cosine(
 
 
 def _read_checkpoint(path: str, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    ckpt = torch.load(path, map_location=map_location, weights_only=False)
+    from moseg.models.checkpoint import read_checkpoint_file
+
+    ckpt = read_checkpoint_file(path, map_location)  # weights_only: unpickling runs no code
     if not isinstance(ckpt, dict) or "moseg" not in ckpt:
         raise ValueError(f"{path}: not a moseg classifier checkpoint (no 'moseg' entry)")
     return ckpt
