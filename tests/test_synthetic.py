@@ -24,6 +24,7 @@ from moseg.io import (
     load_sequence,
     validate,
 )
+from moseg.utils.atomic import owner_tag
 from tests.conftest import tiny_config
 
 SEEDS = range(6)
@@ -186,7 +187,12 @@ def test_generate_split_resumes_and_refuses_mixed_settings(tmp_path):
     victim = tmp_path / "train" / "synth_train_000001.h5"
     before = load_sequence(victim).tracks
     victim.unlink()
-    (tmp_path / "train" / ".synth_train_000002.h5.abc.tmp").write_bytes(b"half")
+    # a half-written file of a writer that was killed (its process is gone)
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    ).stdout.strip()
+    host = owner_tag().rsplit("-", 1)[0]
+    (tmp_path / "train" / f".synth_train_000002.h5.{host}-{gone}.abc.tmp").write_bytes(b"half")
     again = generate_split(tmp_path, "train", 4, cfg, seed=0, workers=1)
     assert again["kept"] == 2 and again["written"] == 2
     np.testing.assert_array_equal(load_sequence(victim).tracks, before)
