@@ -27,7 +27,7 @@ $(STAMP): pyproject.toml requirements/cpu-lock.txt Makefile
 demo: setup
 	$(PY) train.py
 
-# test: what CI runs, lint + every test (about 5 min on 2 cores)
+# test: what CI runs, lint + every test (about 7 min on 2 cores)
 test: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .

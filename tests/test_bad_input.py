@@ -178,6 +178,7 @@ def _evil(path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["random", "code"])
 def test_evaluate_refuses_a_bad_checkpoint_before_any_work(tmp_path, kind):
     """Random bytes or a pickle that would run code: one line naming the file, exit 2, and

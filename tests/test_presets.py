@@ -82,6 +82,7 @@ def test_preprocess_preset_paper_is_the_papers_preprocessing(dataset):
     assert (f.facet, f.layer, f.stride, f.input_size) == ("key", -1, 7, None)
 
 
+@pytest.mark.slow
 def test_paper_dinov2_grid_is_69_by_121_on_davis_frames():
     pytest.importorskip("transformers")
     from hydra.utils import instantiate
@@ -94,6 +95,7 @@ def test_paper_dinov2_grid_is_69_by_121_on_davis_frames():
     assert model.dim == 768
 
 
+@pytest.mark.slow
 def test_preset_cpu_is_each_commands_default():
     for name in ("prepare", "evaluate", "segment"):
         a, b = compose(name, []), compose(name, ["preset=cpu"])
@@ -128,6 +130,7 @@ def test_evaluate_preset_paper_takes_the_benchmarks_grid(bench):
     assert (cfg.tracker.grid_px, cfg.tracker.query_every) == PAPER_GRIDS[fmt]
 
 
+@pytest.mark.slow
 def test_preset_paper_needs_a_classifier_checkpoint():
     for ckpt in ("auto", None):
         cfg = compose("evaluate", ["preset=paper"])
@@ -326,6 +329,7 @@ def test_segment_preset_paper_runs(paper_checkpoint, tapir_ckpt, tmp_path):
     assert len(list((out / "masks").glob("*.png"))) == 8
 
 
+@pytest.mark.slow
 def test_segment_and_evaluate_refuse_preset_paper_without_a_checkpoint(tmp_path, capsys):
     from moseg.cli import main as cli
     from moseg.evaluation.run import run
@@ -343,6 +347,7 @@ def test_segment_and_evaluate_refuse_preset_paper_without_a_checkpoint(tmp_path,
     assert not (tmp_path / "data").exists()  # nothing made before the check
 
 
+@pytest.mark.slow
 def test_weight_files_are_found_the_same_way_from_any_folder(tmp_path, monkeypatch):
     """SAM2's, TAPIR's and CoTracker's weight files resolve to one absolute folder, whatever
     the folder a command runs from (the classifier's is the package's); MOSEG_WEIGHTS moves it."""
