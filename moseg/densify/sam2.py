@@ -761,6 +761,22 @@ def resolve_model_config(model: str) -> Path:
     )
 
 
+def missing_checkpoint(checkpoint: str | Path | None, model: str) -> str | None:
+    """Why ``checkpoint`` cannot be loaded (it is not a file: the message names the absolute
+    path tried and where the file for ``model`` comes from), or None (a file, or null for random
+    weights). Cheap: callers check it before any other work."""
+    if checkpoint in (None, "", "null", "None"):
+        return None
+    path = Path(str(checkpoint)).expanduser().absolute()
+    if path.is_file():
+        return None
+    return (
+        f"SAM2 checkpoint not found: {path}. Download the one matching model={model} "
+        f"({checkpoint_url(model)}) and pass densify.checkpoint=PATH (densify.model to match), "
+        "densify.checkpoint=null for random weights, or densify=weight_free"
+    )
+
+
 def checkpoint_url(model: str) -> str:
     """Where Meta publishes the checkpoint of ``model`` (a name as :func:`resolve_model_config`
     takes it); a hint for error messages."""
@@ -843,15 +859,11 @@ class Sam2Predictor:
             raise ValueError(f"image_size must be a multiple of 32 (>= 64), got {image_size}")
         if dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
-        ckpt = None
-        if checkpoint not in (None, "", "null", "None"):
-            ckpt = Path(str(checkpoint)).expanduser()
-            if not ckpt.is_file():
-                raise FileNotFoundError(
-                    f"SAM2 checkpoint not found: {str(ckpt)!r} ({ckpt.absolute()}). Download "
-                    f"the one matching model={model} ({checkpoint_url(model)}) and pass "
-                    "densify.checkpoint=PATH, or densify.checkpoint=null for random weights"
-                )
+        missing = missing_checkpoint(checkpoint, model)
+        if missing:
+            raise FileNotFoundError(missing)
+        random_init = checkpoint in (None, "", "null", "None")
+        ckpt = None if random_init else Path(str(checkpoint)).expanduser()
         vp = import_sam2()
         self.model_name = model
         self.config_path = resolve_model_config(model)

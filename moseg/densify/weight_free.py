@@ -122,9 +122,10 @@ class WeightFreeDensifier:
             raise ValueError(f"temporal must be one of {TEMPORAL}, got {temporal!r}")
         if not 0.0 < scale <= 1.0:
             raise ValueError(f"scale must be in (0, 1], got {scale}")
-        # not this densifier's: what replaces these settings when `moseg segment` follows
-        # prompted objects (moseg.segmentation.follow.TrackFollower reads it)
-        self._prompted = dict(prompted or {})
+        # ``prompted`` is not this densifier's: the settings that replace these when `moseg
+        # segment` follows prompted objects (densify.prompted in weight_free.yaml, read by
+        # moseg.segmentation.run); accepted here so the whole config instantiates
+        del prompted
         self.method = method
         self.temporal = temporal
         self.scale = float(scale)
@@ -157,12 +158,6 @@ class WeightFreeDensifier:
 
     def knobs(self) -> dict[str, Any]:
         return {k: v for k, v in vars(self).items() if not k.startswith("_")}
-
-    @property
-    def prompted(self) -> dict[str, Any]:
-        """The settings that replace this densifier's for prompted objects (``densify.prompted``
-        in ``moseg/conf/densify/weight_free.yaml``)."""
-        return dict(self._prompted)
 
     # ------------------------------------------------------------------------------------------
     def __call__(

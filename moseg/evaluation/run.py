@@ -316,13 +316,12 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         check_preset_checkpoint(cfg)
         segmenter = Segmenter.from_config(cfg.classifier, cfg.get("ckpt"), densifier=None)
         dens = cfg.get("densify") or {}
-        weights = Path(str(dens.get("checkpoint"))).expanduser().absolute()
-        sam2 = str(dens.get("_target_", "")).endswith("Sam2Densifier")
-        if sam2 and dens.get("checkpoint") and not weights.is_file():
-            raise FileNotFoundError(
-                f"SAM2 checkpoint not found: {weights}; pass densify.checkpoint=PATH "
-                "(densify.model to match), or densify=weight_free"
-            )
+        if str(dens.get("_target_", "")).endswith("Sam2Densifier"):
+            from moseg.densify.sam2 import missing_checkpoint
+
+            missing = missing_checkpoint(dens.get("checkpoint"), str(dens.get("model")))
+            if missing:
+                raise FileNotFoundError(missing)
     bench = BenchSpec.from_cfg(cfg.bench)
     bench.ensure()
     seqs = bench.list()
