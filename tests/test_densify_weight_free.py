@@ -223,3 +223,105 @@ def test_config_instantiates():
     dens = instantiate(cfg)
     assert isinstance(dens, WeightFreeDensifier)
     assert dens.name == "weight_free"
+
+
+def test_select_groups_keeps_the_primary_object_and_comparable_ones():
+    from moseg.densify.grouping import Grouping, select_groups
+
+    # object 1: 40 tracks seen in 10 frames; 2: 30 tracks in 10; 3: 20 tracks in 1 frame
+    vis = np.zeros((95, 10), bool)
+    vis[:40] = True
+    vis[40:70] = True
+    vis[70:90, 0] = True
+    obj = np.r_[np.full(40, 1), np.full(30, 2), np.full(20, 3), np.zeros(5, int)].astype(np.int32)
+    g = Grouping(obj, np.array([40, 30, 20]))
+    kept = select_groups(vis, g, keep_ratio=0.1)  # masses 400, 300, 20: 3 is below 40
+    assert kept.num_objects == 2
+    assert (kept.object_id[:70] == obj[:70]).all() and (kept.object_id[70:] == 0).all()
+    assert select_groups(vis, g, keep_ratio=0.0).num_objects == 3
+    only = select_groups(vis, g, keep_ratio=0.9)
+    assert (
+        only.num_objects == 1 and (only.object_id[:40] == 1).all() and only.sizes.tolist() == [40]
+    )
+
+
+def test_layers_grow_missed_parts_and_prune_background(clip):
+    from moseg.densify.layers import refine_layers
+
+    frames, ts, gt, inst = clip
+    obj = inst.astype(np.int32).copy()
+    rect = np.flatnonzero(inst == 1)
+    missed = rect[::2]  # half of the rectangle's tracks called static
+    obj[missed] = 0
+    # background tracks just above the rectangle (never covered by it) called part of it
+    bg = np.flatnonzero(inst == 0)
+    x0, y0 = ts.tracks[bg, 0].T
+    wrong = bg[(x0 > 40) & (x0 < 90) & (y0 > 20) & (y0 < 38)]
+    assert wrong.size >= 6
+    obj[wrong] = 1
+    only_missed = np.where(np.isin(np.arange(len(obj)), wrong), 0, obj)
+    grown = refine_layers(ts.tracks, ts.visibility, only_missed, mode="grow", min_pairs=2).object_id
+    assert (grown[missed] == 1).all()
+    assert (grown[bg] == 0).all()  # no static background joins
+    only_wrong = np.where(np.isin(np.arange(len(obj)), missed), 1, obj)
+    pruned = refine_layers(
+        ts.tracks, ts.visibility, only_wrong, mode="prune", min_pairs=2
+    ).object_id
+    assert (pruned[wrong] == 0).all() and (pruned[rect] == 1).all()
+    # both at once, with a few wrong tracks (a third of the object wrong lets RANSAC tie a
+    # sheared affine map through both clusters: no test of that here)
+    few = wrong[::3]
+    mixed = np.where(np.isin(np.arange(len(obj)), wrong[~np.isin(wrong, few)]), 0, obj)
+    both = refine_layers(ts.tracks, ts.visibility, mixed, mode="both", min_pairs=2).object_id
+    assert (both[missed] == 1).all() and (both[few] == 0).all()
+    assert (refine_layers(ts.tracks, ts.visibility, obj, mode="none").object_id == obj).all()
+    with pytest.raises(ValueError, match="layers mode"):
+        refine_layers(ts.tracks, ts.visibility, obj, mode="all")
+
+
+def test_densifier_with_group_selection_and_layers_is_deterministic(clip):
+    frames, ts, gt, _ = clip
+    d = WeightFreeDensifier(method="splat", keep_ratio=0.1, layers="both", layer_min_pairs=2)
+    a, b = d(frames, ts), d(frames, ts)
+    assert (a.masks == b.masks).all() and a.num_objects == 2
+    for t in range(T):
+        assert _iou(a.masks[t] == 1, gt[t] == 1) > 0.7 and _iou(a.masks[t] == 2, gt[t] == 2) > 0.7
+    per_frame = WeightFreeDensifier(
+        method="splat", layers="both", layer_min_pairs=2, layer_per_frame=True
+    )(frames, ts)
+    assert (per_frame.masks == a.masks).mean() > 0.99  # exact tracks: nothing drifts
+    assert "layers" in a.info["timings"]
+    with pytest.raises(ValueError, match="layers"):
+        WeightFreeDensifier(layers="x")
+    with pytest.raises(ValueError, match="keep_ratio"):
+        WeightFreeDensifier(keep_ratio=1.5)
+
+
+def _two_views(translate: bool, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Random 3-D points seen by a camera that rotates (no parallax) or also moves sideways
+    through a scene 2-20 units deep (parallax)."""
+    rng = np.random.default_rng(seed)
+    X = np.c_[rng.uniform(-4, 4, (400, 2)), rng.uniform(2, 20, 400)]
+    K = np.array([[500.0, 0, 320], [0, 500.0, 240], [0, 0, 1]])
+    ang = 0.05
+    R = np.array([[np.cos(ang), 0, np.sin(ang)], [0, 1, 0], [-np.sin(ang), 0, np.cos(ang)]])
+    t = np.array([0.6, 0.1, 0.0]) if translate else np.zeros(3)
+    a = (K @ X.T).T
+    b = (K @ (X @ R.T + t).T).T
+    a, b = a[:, :2] / a[:, 2:], b[:, :2] / b[:, 2:]
+    return a + rng.normal(0, 0.3, a.shape), b + rng.normal(0, 0.3, b.shape)
+
+
+def test_gric_picks_the_homography_for_rotation_and_f_for_parallax():
+    from moseg.densify.layers import background_errors
+
+    static = np.ones(400, bool)
+    a, b = _two_views(translate=False)
+    err, model, _ = background_errors(a, b, static, "gric", px=2.0)
+    assert model == "H" and np.median(err) < 1.0
+    a, b = _two_views(translate=True)
+    err_h, model_h, _ = background_errors(a, b, static, "homography", px=2.0)
+    err, model, _ = background_errors(a, b, static, "gric", px=2.0)
+    assert model_h == "H" and model == "F"
+    # parallax is explained by F, not by H
+    assert np.median(err) < 1.0 < np.median(err_h)

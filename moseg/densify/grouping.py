@@ -216,3 +216,26 @@ def group_tracks(
         object_id[cand[g]] = obj
     log.debug("grouping: %d candidates -> %d objects %s", n, len(groups), sizes.tolist())
     return Grouping(object_id, sizes)
+
+
+def select_groups(visibility: np.ndarray, grouping: Grouping, keep_ratio: float) -> Grouping:
+    """Keep the primary object and the objects of comparable weight; drop the rest.
+
+    An object's weight is its point mass: the number of visible points of its tracks summed
+    over the video (a large, persistent object has a large mass; spray, water glints and
+    parallax patches that are picked up in a few frames have a small one). Objects whose mass
+    is below ``keep_ratio`` times the largest mass are dropped; ``keep_ratio <= 0`` keeps all.
+    The kept objects are renumbered 1..K' in their previous order (largest first).
+
+    Args:
+        visibility: [N, T] bool. grouping: from :func:`group_tracks`. keep_ratio: in [0, 1].
+    """
+    K = grouping.num_objects
+    if keep_ratio <= 0 or K <= 1:
+        return grouping
+    mass = np.bincount(grouping.object_id, weights=visibility.sum(1), minlength=K + 1)[1:]
+    kept = np.flatnonzero(mass >= keep_ratio * mass.max()) + 1
+    new_id = np.zeros(K + 1, dtype=np.int32)
+    new_id[kept] = np.arange(1, kept.size + 1, dtype=np.int32)
+    log.debug("select_groups: masses %s, kept %s", mass.astype(int).tolist(), kept.tolist())
+    return Grouping(new_id[grouping.object_id], grouping.sizes[kept - 1])

@@ -10,6 +10,10 @@ Stages (each switchable, see moseg/conf/densify/weight_free.yaml and docs/densif
    it a moving vote, less a static vote.
 2. **Group** (:func:`moseg.densify.grouping.group_tracks`): tracks that are mostly moving votes
    are grouped into objects by proximity and common motion; tiny groups are dropped as noise.
+   Objects whose point mass is below ``keep_ratio`` times the largest's are then dropped
+   (:func:`moseg.densify.grouping.select_groups`: a primary-object prior), and with ``layers``
+   static tracks that move with a nearby object join it and object tracks that move with the
+   camera leave it (:func:`moseg.densify.layers.refine_layers`).
 3. **Splat**: per frame, Gaussian splats of each object's moving points and of all static points,
    normalised by the frame's point density, give ``p_k = D_k / (sum_j D_j + w_s S + prior)``, the
    probability that a pixel belongs to object ``k``. Static points keep masks from bleeding; the
@@ -35,7 +39,9 @@ import cv2
 import numpy as np
 
 from moseg.densify.base import DensifyResult, TrackSet, check_inputs
-from moseg.densify.grouping import group_tracks, vote_labels
+from moseg.densify.grouping import group_tracks, select_groups, vote_labels
+from moseg.densify.layers import MODES as LAYER_MODES
+from moseg.densify.layers import refine_layers
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +104,16 @@ class WeightFreeDensifier:
         min_tracks: int = 10,
         min_points: float = 4.0,
         merge_radius: float = 40.0,
+        keep_ratio: float = 0.1,
+        layers: str = "both",
+        layer_gap: int = 3,
+        layer_beta: float = 0.3,
+        layer_min_px: float = 1.0,
+        layer_radius: float = 30.0,
+        layer_min_pairs: int = 4,
+        layer_min_frac: float = 0.7,
+        layer_background: str = "homography",
+        layer_per_frame: bool = True,
         sigma: float = 6.0,
         static_weight: float = 1.0,
         prior: float = 0.05,
@@ -120,6 +136,10 @@ class WeightFreeDensifier:
             raise ValueError(f"method must be one of {METHODS}, got {method!r}")
         if temporal not in TEMPORAL:
             raise ValueError(f"temporal must be one of {TEMPORAL}, got {temporal!r}")
+        if layers not in LAYER_MODES:
+            raise ValueError(f"layers must be one of {LAYER_MODES}, got {layers!r}")
+        if not 0.0 <= keep_ratio <= 1.0:
+            raise ValueError(f"keep_ratio must be in [0, 1], got {keep_ratio}")
         if not 0.0 < scale <= 1.0:
             raise ValueError(f"scale must be in (0, 1], got {scale}")
         # ``prompted`` is not this densifier's: the settings that replace these when `moseg
@@ -139,6 +159,16 @@ class WeightFreeDensifier:
         self.min_tracks = int(min_tracks)
         self.min_points = float(min_points)
         self.merge_radius = float(merge_radius)
+        self.keep_ratio = float(keep_ratio)
+        self.layers = layers
+        self.layer_gap = int(layer_gap)
+        self.layer_beta = float(layer_beta)
+        self.layer_min_px = float(layer_min_px)
+        self.layer_radius = float(layer_radius)
+        self.layer_min_pairs = int(layer_min_pairs)
+        self.layer_min_frac = float(layer_min_frac)
+        self.layer_background = layer_background
+        self.layer_per_frame = bool(layer_per_frame)
         self.sigma = float(sigma)
         self.static_weight = float(static_weight)
         self.prior = float(prior)
@@ -202,8 +232,39 @@ class WeightFreeDensifier:
                 min_points=self.min_points,
                 merge_radius=self.merge_radius,
             )
+            if self.keep_ratio > 0:  # the primary object and those of comparable mass
+                grouping = select_groups(vis, grouping, self.keep_ratio)
             obj, sizes = grouping.object_id, grouping.sizes
             timings["group"] = time.perf_counter() - t1
+            own = None
+            if self.layers != "none" and sizes.size:
+                t1 = time.perf_counter()
+                layered = refine_layers(
+                    xy,
+                    vis,
+                    obj,
+                    mode=self.layers,
+                    min_pairs=self.layer_min_pairs,
+                    min_frac=self.layer_min_frac,
+                    gap=self.layer_gap,
+                    beta=self.layer_beta,
+                    min_px=self.layer_min_px,
+                    radius=self.layer_radius,
+                    background=self.layer_background,
+                    seed=self.seed,
+                )
+                obj, own = layered.object_id, layered.own
+                sizes = np.bincount(obj, minlength=sizes.size + 1)[1:]
+                timings["layers"] = time.perf_counter() - t1
+            if self.keep_ratio > 0 or self.layers != "none":
+                # tracks of dropped objects (and pruned ones) are static evidence, grown ones
+                # moving
+                mov_vote = vis & (obj > 0)[:, None]
+                candidate = obj > 0
+            if own is not None and self.layer_per_frame:
+                # a point of an object that moved with the background in the frame pair
+                # starting at it (a track drifting off its object) is static evidence there
+                mov_vote &= own >= 0
         stat_vote = vis & ~mov_vote
         K = int(sizes.size)
         info: dict[str, Any] = {
