@@ -314,6 +314,12 @@ INLINE: dict[str, tuple[str, str, str, float]] = {
     "davis_jf": ("benchmarks/davis2016/davis_moving.py", "davis_moving_jf", "{:.1f}", 100),
     "davis2016_jf": ("benchmarks/davis2016/davis_moving.py", "davis2016_jf", "{:.1f}", 100),
     "click_jf": ("benchmarks/segment/davis_click.py", "davis_click_jf", "{:.1f}", 100),
+    "davis_s_per_frame": (
+        "benchmarks/davis2016/davis_moving.py",
+        "pipeline_s_per_frame_davis",
+        "{:.2f}",
+        1,
+    ),
     "parity_max": ("benchmarks/release/parity.py", "release_forward_max_abs_diff", "{:.1e}", 1),
 }
 

@@ -75,7 +75,7 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
 
 # IoU bound: splats put the boundary within about half a grid cell (4 px) of the truth; over the
 # rectangle's 232 px perimeter that is <= ~900 of ~3300 px, i.e. IoU >= ~0.75 in the worst case.
-@pytest.mark.parametrize("method", ["splat", "superpixel", "grabcut"])
+@pytest.mark.parametrize("method", ["splat", "superpixel", "grabcut", "spacetime"])
 @pytest.mark.parametrize("temporal", ["none", "warp"])
 def test_recovers_two_objects_with_distinct_ids(clip, method, temporal):
     frames, ts, gt, _ = clip
@@ -139,7 +139,7 @@ def test_deterministic(clip, method):
     np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("method", ["splat", "superpixel", "grabcut"])
+@pytest.mark.parametrize("method", ["splat", "superpixel", "grabcut", "spacetime"])
 @pytest.mark.slow
 def test_mislabelled_static_tracks_do_not_make_an_object(clip, method):
     frames, ts, gt, inst = clip
@@ -223,6 +223,10 @@ def test_config_instantiates():
     dens = instantiate(cfg)
     assert isinstance(dens, WeightFreeDensifier)
     assert dens.name == "weight_free"
+    # the yaml and the constructor's defaults are the same settings
+    assert dens.knobs() == WeightFreeDensifier().knobs()
+    # knobs() are constructor arguments (the prompted follower rebuilds densifiers from them)
+    assert WeightFreeDensifier(**dens.knobs()).knobs() == dens.knobs()
 
 
 def test_select_groups_keeps_the_primary_object_and_comparable_ones():

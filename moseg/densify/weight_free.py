@@ -42,10 +42,12 @@ from moseg.densify.base import DensifyResult, TrackSet, check_inputs
 from moseg.densify.grouping import group_tracks, select_groups, vote_labels
 from moseg.densify.layers import MODES as LAYER_MODES
 from moseg.densify.layers import refine_layers
+from moseg.densify.spacetime import SpaceTimeParams, spacetime_cut
 
 log = logging.getLogger(__name__)
 
-METHODS = ("splat", "superpixel", "grabcut")
+METHODS = ("splat", "superpixel", "grabcut", "spacetime")
+ST_FROM = ("splat", "grabcut")
 TEMPORAL = ("none", "warp")
 
 
@@ -91,7 +93,7 @@ class WeightFreeDensifier:
 
     def __init__(
         self,
-        method: str = "grabcut",
+        method: str = "spacetime",
         temporal: str = "none",
         scale: float = 0.5,
         use_prob: bool = False,
@@ -128,6 +130,15 @@ class WeightFreeDensifier:
         gc_sure_fg: float = 0.85,
         gc_sure_bg: float = 0.1,
         gc_blend: float = 0.7,
+        st_from: str = "splat",
+        st_track_weight: float = 1.0,
+        st_colour_weight: float = 2.0,
+        st_pair_weight: float = 20.0,
+        st_temporal_weight: float = 10.0,
+        st_bins: int = 32,
+        st_fb_tol: float = 1.0,
+        st_block: int = 24,
+        st_eps: float = 0.02,
         min_area: int = 0,
         seed: int = 0,
         prompted: Mapping[str, Any] | None = None,
@@ -142,6 +153,8 @@ class WeightFreeDensifier:
             raise ValueError(f"keep_ratio must be in [0, 1], got {keep_ratio}")
         if not 0.0 < scale <= 1.0:
             raise ValueError(f"scale must be in (0, 1], got {scale}")
+        if st_from not in ST_FROM:
+            raise ValueError(f"st_from must be one of {ST_FROM}, got {st_from!r}")
         # ``prompted`` is not this densifier's: the settings that replace these when `moseg
         # segment` follows prompted objects (densify.prompted in weight_free.yaml, read by
         # moseg.segmentation.run); accepted here so the whole config instantiates
@@ -183,6 +196,15 @@ class WeightFreeDensifier:
         self.gc_sure_fg = float(gc_sure_fg)
         self.gc_sure_bg = float(gc_sure_bg)
         self.gc_blend = float(gc_blend)
+        self.st_from = st_from
+        self.st_track_weight = float(st_track_weight)
+        self.st_colour_weight = float(st_colour_weight)
+        self.st_pair_weight = float(st_pair_weight)
+        self.st_temporal_weight = float(st_temporal_weight)
+        self.st_bins = int(st_bins)
+        self.st_fb_tol = float(st_fb_tol)
+        self.st_block = int(st_block)
+        self.st_eps = float(st_eps)
         self.min_area = int(min_area)
         self.seed = int(seed)
 
@@ -303,6 +325,8 @@ class WeightFreeDensifier:
 
         # 5. spatial + 6. upsample
         t4 = time.perf_counter()
+        if self.method == "spacetime":
+            prob = self._spacetime(frames, prob, stat_vote, uv, h, w)
         for t in range(T):
             p = prob[t]
             if self.method == "superpixel":
@@ -392,6 +416,56 @@ class WeightFreeDensifier:
                     den += g * ew
                 out[t, k] = num / den
         return out
+
+    def _spacetime(
+        self,
+        frames: np.ndarray,
+        prob: np.ndarray,
+        stat: np.ndarray,
+        uv: np.ndarray,
+        h: int,
+        w: int,
+    ) -> np.ndarray:
+        """One space-time graph cut of the union of the objects (moseg.densify.spacetime) over
+        ``prob [T, K, h, w]`` (or its per-frame GrabCut, ``st_from: grabcut``); each foreground
+        pixel goes to the object whose (blurred) map is largest there."""
+        T, K = prob.shape[:2]
+        small = np.stack([cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA) for f in frames])
+        src = prob
+        if self.st_from == "grabcut":
+            src = np.stack(
+                [self._grabcut(frames[t], prob[t], stat[:, t], uv[:, t], h, w) for t in range(T)]
+            )
+        P = np.minimum(src.sum(1), 1.0)
+        params = SpaceTimeParams(
+            track_weight=self.st_track_weight,
+            colour_weight=self.st_colour_weight,
+            pair_weight=self.st_pair_weight,
+            temporal_weight=self.st_temporal_weight,
+            sure_fg=self.gc_sure_fg,
+            sure_bg=self.gc_sure_bg,
+            bins=self.st_bins,
+            margin=self.gc_margin,
+            fb_tol=self.st_fb_tol,
+            block=self.st_block,
+            eps=self.st_eps,
+        )
+        fg = spacetime_cut(small, P, params, threshold=self.threshold)
+        if K == 1:
+            owner = np.zeros((T, h, w), dtype=np.int64)
+        else:
+            s = 4.0 * max(self.sigma * self.scale, 0.3)
+            spread = np.stack(
+                [
+                    [cv2.GaussianBlur(src[t, k], (0, 0), s) + src[t, k] for k in range(K)]
+                    for t in range(T)
+                ]
+            )
+            owner = spread.argmax(1)
+        out = (1.0 - self.gc_blend) * src
+        for k in range(K):
+            out[:, k] += self.gc_blend * (fg & (owner == k))
+        return out.astype(np.float32)
 
     def _superpixel(self, frame: np.ndarray, p: np.ndarray, h: int, w: int) -> np.ndarray:
         from skimage.segmentation import slic

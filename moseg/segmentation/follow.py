@@ -51,11 +51,12 @@ For every object, independently:
 Objects never share a point: a point claimed by several objects goes to the one whose unshared
 points are nearest on that frame. Then :class:`moseg.densify.weight_free.WeightFreeDensifier`
 (``groups`` given) turns the labelled points into masks: every track is cut into its runs per
-owner (object ``k`` evidence, background evidence otherwise), the splats are refined by GrabCut
-(:data:`DENSIFIER_DEFAULTS`: only near-certain pixels are sure foreground, so GrabCut can trim
-the halo of dragged background points one grid cell wide around an object), and where GrabCut
-keeps less than ``collapse_frac`` of an object's splat area (colours that do not separate it
-from the background) that frame keeps the splat mask.
+owner (object ``k`` evidence, background evidence otherwise), the splats are refined by the
+densifier's spatial stage, the space-time graph cut by default (GrabCut with ``method=grabcut``;
+:data:`DENSIFIER_DEFAULTS`: only near-certain pixels are sure foreground, so the colour model
+and GrabCut can trim the halo of dragged background points one grid cell wide around an
+object), and where the refined mask keeps less than ``collapse_frac`` of an object's splat
+area (colours that do not separate it from the background) that frame keeps the splat mask.
 
 Cost on DAVIS (854 x 480, 15-30k tracks): about 0.03 s/frame for the selection on one core, the
 rest is the densifier.
@@ -86,6 +87,8 @@ _REFIT = 0.1  # growth re-fits the background when the object's point count chan
 # The densifier's settings that differ from its automatic-pipeline defaults: prompted objects'
 # point labels have a halo of dragged boundary points one grid cell wide, so GrabCut must be able
 # to remove it (only near-certain pixels are sure foreground) and gets more iterations to do so.
+# With the space-time cut (the densifier's default method since issue 19) the same 0.95 picks
+# the colour model's foreground samples; gc_iters then only matters with method=grabcut.
 DENSIFIER_DEFAULTS: dict[str, Any] = {"gc_sure_fg": 0.95, "gc_iters": 5}
 
 
