@@ -21,9 +21,13 @@ Stages (each switchable, see moseg/conf/densify/weight_free.yaml and docs/densif
 4. **Temporal** (``temporal: none|warp``): ``p_k`` of the neighbouring frames is warped onto the
    frame with a similarity fitted to object ``k``'s tracks, and averaged with weights that favour
    close frames and pixels with evidence. Frames where an object lost its tracks borrow its mask.
-5. **Spatial** (``method: splat|superpixel|grabcut``): ``splat`` thresholds ``p``; ``superpixel``
-   averages ``p`` inside SLIC superpixels of the frame; ``grabcut`` runs ``cv2.grabCut`` per object
-   on a crop, initialised with sure/probable fore- and background from ``p_k``.
+5. **Spatial** (``method: splat|superpixel|grabcut|spacetime``): ``splat`` thresholds ``p``;
+   ``superpixel`` averages ``p`` inside SLIC superpixels of the frame; ``grabcut`` runs
+   ``cv2.grabCut`` per object on a crop, initialised with sure/probable fore- and background
+   from ``p_k``; ``spacetime`` (the default) cuts the union of the objects over all frames at
+   once (:func:`moseg.densify.spacetime.spacetime_cut`: track evidence, a video-level colour
+   model, contrast-sensitive and optical-flow links) and gives each foreground pixel to the
+   object whose map is largest nearby.
 6. The maps are upsampled (bilinear) to the frame; a pixel gets the object with the largest
    ``p_k`` when ``sum_k p_k >= threshold``.
 """
