@@ -11,6 +11,7 @@ import runpy
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,3 +71,45 @@ def test_bench_script_stores_its_figures_through_record(script):
     # run without arguments, a figure script keeps its figures in docs/figures/<stem>.json
     # through benchmarks/record.py's store(), which also re-renders the docs that show them
     assert '["store"](__file__' in script.read_text(), f"{script}: call record.py's store()"
+
+
+@pytest.mark.slow
+def test_davis_click_redoes_a_sequence_run_with_other_settings(tmp_path, monkeypatch, capsys):
+    """A rerun after a settings change redoes the benchmark's own outputs instead of stopping
+    on moseg segment's guard; a folder that is not a moseg segmentation is still refused."""
+    import cv2
+
+    from moseg.segmentation.run import SegmentError
+
+    seq = tmp_path / "data" / "TINY"
+    frames, masks = seq / "JPEGImages" / "480p" / "sq", seq / "Annotations" / "480p" / "sq"
+    frames.mkdir(parents=True)
+    masks.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    bg = rng.integers(60, 200, size=(48, 64, 3)).astype(np.uint8)
+    for t in range(4):
+        img, m = bg.copy(), np.zeros((48, 64), np.uint8)
+        img[14:30, 10 + 3 * t : 26 + 3 * t] = (220, 40, 40)
+        m[14:30, 10 + 3 * t : 26 + 3 * t] = 255
+        cv2.imwrite(str(frames / f"{t:05d}.jpg"), img)
+        cv2.imwrite(str(masks / f"{t:05d}.png"), m)
+    script = BENCH / "segment" / "davis_click.py"
+    base = [str(script), "--data", str(tmp_path / "data"), "--bench", "TINY"]
+    base += ["--out", str(tmp_path / "out")]
+
+    def run(*extra: str) -> str:
+        monkeypatch.setattr(sys, "argv", [*base, *extra])
+        with pytest.raises(SystemExit) as e:
+            runpy.run_path(str(script), run_name="__main__")
+        assert e.value.code == 0
+        return capsys.readouterr().out
+
+    assert "redoing" not in run()
+    assert "redoing" not in run()  # same settings: resumed
+    assert "holds a run with other settings; redoing it" in run("--set", "densify.st_bins=16")
+    (tmp_path / "out2" / "sq").mkdir(parents=True)
+    (tmp_path / "out2" / "sq" / "mine.txt").write_text("not moseg's")
+    base[-1] = str(tmp_path / "out2")
+    with pytest.raises(SegmentError, match="holds no moseg segmentation"):
+        run()
+    assert (tmp_path / "out2" / "sq" / "mine.txt").read_text() == "not moseg's"

@@ -532,3 +532,20 @@ def test_a_sam2_checkpoint_switches_to_the_sam2_path(
     ids = {o["id"] for o in info["objects"]}
     if prompted:
         assert ids <= {4}
+
+
+@pytest.mark.parametrize("prompted", [False, True])
+def test_settings_digest_follows_the_densifier_settings(tmp_path, prompted):
+    """Resuming must not reuse masks made with other densifier settings: the prompted
+    weight-free follower takes ``densify.*`` too, so they are part of the digest on both paths."""
+    from types import SimpleNamespace
+
+    video = tmp_path / "v.mp4"
+    video.write_bytes(b"x")
+    src = SimpleNamespace(path=str(video), total_frames=4, size=(64, 48))
+    prompts = collect_prompts(points=["10,10"], boxes=None) if prompted else []
+    a = compose("segment", [])
+    b = compose("segment", ["densify.st_bins=16"])
+    digest = segrun.settings_digest
+    assert digest(a, src, prompts, "weight_free") == digest(a, src, prompts, "weight_free")
+    assert digest(a, src, prompts, "weight_free") != digest(b, src, prompts, "weight_free")

@@ -9,7 +9,8 @@ and, as its last line, a JSON object with the figures::
     python benchmarks/segment/davis_click.py                          # DAVIS 2016 val, 20 seqs
     python benchmarks/segment/davis_click.py --sequences dog car-shadow --set chunk.size=48
 
-A rerun with the same ``--out`` resumes (finished sequences are kept).
+A rerun with the same ``--out`` resumes (finished sequences are kept); a sequence whose folder
+holds a run with other settings (a changed default or ``--set``) is redone, and says so.
 
 Run without arguments (as ``make bench`` runs it), it also stores
 its figures in ``docs/figures/davis_click.json`` and re-renders the docs that show
@@ -47,6 +48,7 @@ def main() -> int:
     from moseg.metrics import evaluate_sequence
     from moseg.prep.frames import list_frame_files
     from moseg.segmentation.prompts import interior_point
+    from moseg.segmentation.run import STATE_DIR, SegmentError
 
     root = args.data / args.bench
     frames_root, gt_root = root / "JPEGImages" / "480p", root / "Annotations" / "480p"
@@ -62,9 +64,16 @@ def main() -> int:
         gt = np.stack([read_mask_png(f) > 0 for f in files]).astype(np.uint8)
         x, y = interior_point(gt[0])
         t0 = time.perf_counter()
-        res = moseg.segment(
-            frames_root / s, args.out / s, points=[(x, y)], overrides=args.set, progress=False
-        )
+        kw = dict(points=[(x, y)], overrides=args.set, progress=False)
+        try:
+            res = moseg.segment(frames_root / s, args.out / s, **kw)
+        except SegmentError:
+            # only a folder holding an earlier moseg segmentation (other settings) is redone;
+            # anything else in the way is the user's to move
+            if not (args.out / s / STATE_DIR / "state.json").is_file():
+                raise
+            print(f"{s}: {args.out / s} holds a run with other settings; redoing it", flush=True)
+            res = moseg.segment(frames_root / s, args.out / s, overwrite=True, **kw)
         dt = time.perf_counter() - t0
         # masks by frame name, as the official evaluator matches them
         pred = np.stack([res.labels(f.stem) > 0 for f in files]).astype(np.uint8)

@@ -123,9 +123,8 @@ def settings_digest(cfg: DictConfig, src: Source, prompts: Seq[Prompt], method: 
     the prompts, the path taken and every setting but the output's."""
     keys = ("tracker", "depth", "features", "classifier", "frames", "chunk", "follow", "prep")
     keys += ("ckpt", "seed", "fps")
+    keys += ("densify",)  # the prompted weight-free follower's densifier takes these too
     plain = {k: to_plain(cfg.get(k)) for k in keys}
-    prompted_weight_free = bool(prompts) and method == "weight_free"  # uses follow, not a group
-    plain["densify"] = None if prompted_weight_free else to_plain(cfg.get("densify"))
     p = Path(src.path)
     plain["video"] = [str(p.resolve()), src.total_frames, list(src.size), p.stat().st_mtime_ns]
     plain["prompts"] = [repr(x) for x in prompts]
