@@ -150,8 +150,6 @@ def spacetime_cut(
     of one pixel; every pixel outside is background, so a flow link between the box and the
     outside becomes a cost of foreground on its end in the box (the same cut as over the whole
     frame, in a fraction of the memory)."""
-    import maxflow
-
     p = params or SpaceTimeParams()
     T, h, w = prob.shape
     if frames.shape[:3] != (T, h, w):
@@ -166,87 +164,98 @@ def spacetime_cut(
     beta = _contrast_beta(_lab(f) for f in frames)
     temporal = p.temporal_weight > 0 and T > 1
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST) if temporal else None
-    big = 1e6
     start = 0
     carry: np.ndarray | None = None  # labels of the previous block's last frame
-    while start < T:
+    while True:
         stop = min(T, start + p.block)
-        n = stop - start
-        # the block's box: every region of interest of its frames, grown by a ring of 1 px
+        # the block's box: every region of interest of its frames, grown by a ring of 1 px; a
+        # block without one stays background
         rows = np.flatnonzero(roi[start:stop].any(axis=(0, 2)))
         cols = np.flatnonzero(roi[start:stop].any(axis=(0, 1)))
-        if rows.size == 0:  # nothing to cut in this block
-            out[start:stop] = False
-            carry = out[stop - 1]
-            if stop >= T:
-                break
-            start = stop - 1
-            continue
-        r0, r1 = max(0, rows[0] - 1), min(h, rows[-1] + 2)
-        c0, c1 = max(0, cols[0] - 1), min(w, cols[-1] + 2)
-        hc, wc = r1 - r0, c1 - c0
-        box = (slice(start, stop), slice(r0, r1), slice(c0, c1))
-        lab = np.stack([_lab(f[r0:r1, c0:c1]) for f in frames[start:stop]])
-        # unary: source = foreground; cap_source is the cost of labelling background
-        pc = np.clip(prob[box], p.eps, 1.0 - p.eps).astype(np.float64)
-        odds = p.track_weight * (np.log(pc) - np.log1p(-pc))
-        if table is not None:
-            odds += p.colour_weight * table[_colour_index(frames[box], p.bins)]
-        src = np.maximum(odds, 0.0)
-        snk = np.maximum(-odds, 0.0)
-        outside = ~roi[box]
-        src[outside], snk[outside] = 0.0, big
-        # spatial
-        wx = np.zeros((n, hc, wc))
-        wx[:, :, :-1] = p.pair_weight * np.exp(
-            -beta * ((lab[:, :, 1:] - lab[:, :, :-1]) ** 2).sum(-1)
-        )
-        wy = np.zeros((n, hc, wc))
-        wy[:, :-1, :] = p.pair_weight * np.exp(-beta * ((lab[:, 1:] - lab[:, :-1]) ** 2).sum(-1))
-        g = maxflow.Graph[float]()
-        ids = g.add_grid_nodes((n, hc, wc))
-        structure = np.zeros((3, 3, 3))
-        structure[1, 1, 2] = 1
-        g.add_grid_edges(ids, weights=wx, structure=structure, symmetric=True)
-        structure = np.zeros((3, 3, 3))
-        structure[1, 2, 1] = 1
-        g.add_grid_edges(ids, weights=wy, structure=structure, symmetric=True)
-        # temporal: flow links of the whole frame; those with one end outside the box charge
-        # the end inside it (the outside end is background)
-        for i in range(n - 1 if temporal else 0):
-            t = start + i
-            src_pix, dst_pix = _links(dis, frames[t], frames[t + 1], p.fb_tol)
-            if src_pix.size == 0:
-                continue
-            sr, sc = np.divmod(src_pix, w)
-            dr, dc = np.divmod(dst_pix, w)
-            s_in = (sr >= r0) & (sr < r1) & (sc >= c0) & (sc < c1)
-            d_in = (dr >= r0) & (dr < r1) & (dc >= c0) & (dc < c1)
-            keep = s_in | d_in
-            sr, sc, s_in = sr[keep], sc[keep], s_in[keep]
-            dr, dc, d_in = dr[keep], dc[keep], d_in[keep]
-            a = _lab(frames[t])[sr, sc]
-            b = _lab(frames[t + 1])[dr, dc]
-            wt = p.temporal_weight * np.exp(-beta * ((a - b) ** 2).sum(-1))
-            both = s_in & d_in
-            g.add_edges(
-                ids[i, sr[both] - r0, sc[both] - c0],
-                ids[i + 1, dr[both] - r0, dc[both] - c0],
-                wt[both],
-                wt[both],
-            )
-            only_s, only_d = s_in & ~d_in, d_in & ~s_in
-            np.add.at(snk[i], (sr[only_s] - r0, sc[only_s] - c0), wt[only_s])
-            np.add.at(snk[i + 1], (dr[only_d] - r0, dc[only_d] - c0), wt[only_d])
-        if carry is not None:  # the overlap frame keeps the previous block's labels
-            c = carry[r0:r1, c0:c1]
-            src[0] = np.where(c, big, 0.0)
-            snk[0] = np.where(c, 0.0, big)
-        g.add_grid_tedges(ids, src, snk)
-        g.maxflow()
-        out[box] = ~g.get_grid_segments(ids)
+        if rows.size:
+            r0, r1 = max(0, rows[0] - 1), min(h, rows[-1] + 2)
+            c0, c1 = max(0, cols[0] - 1), min(w, cols[-1] + 2)
+            box = (slice(start, stop), slice(r0, r1), slice(c0, c1))
+            fixed = None if carry is None else carry[r0:r1, c0:c1]
+            out[box] = _cut_block(frames, prob, roi, box, fixed, table, beta, dis, p)
         if stop >= T:
-            break
+            return out
         carry = out[stop - 1]
         start = stop - 1
-    return out
+
+
+def _cut_block(
+    frames: np.ndarray,
+    prob: np.ndarray,
+    roi: np.ndarray,
+    box: tuple[slice, slice, slice],
+    fixed: np.ndarray | None,
+    table: np.ndarray | None,
+    beta: float,
+    dis,
+    p: SpaceTimeParams,
+) -> np.ndarray:
+    """The min cut of the frames and box ``box`` (``fixed``: the first frame's labels, kept)
+    -> foreground of the box, bool."""
+    import maxflow
+
+    (t0, t1), (r0, r1), (c0, c1) = ((sl.start, sl.stop) for sl in box)
+    n, hc, wc, w = t1 - t0, r1 - r0, c1 - c0, prob.shape[2]
+    big = 1e6
+    lab = np.stack([_lab(f[r0:r1, c0:c1]) for f in frames[t0:t1]])
+    # unary: source = foreground; cap_source is the cost of labelling background
+    pc = np.clip(prob[box], p.eps, 1.0 - p.eps).astype(np.float64)
+    odds = p.track_weight * (np.log(pc) - np.log1p(-pc))
+    if table is not None:
+        odds += p.colour_weight * table[_colour_index(frames[box], p.bins)]
+    src = np.maximum(odds, 0.0)
+    snk = np.maximum(-odds, 0.0)
+    outside = ~roi[box]
+    src[outside], snk[outside] = 0.0, big
+    # spatial
+    wx = np.zeros((n, hc, wc))
+    wx[:, :, :-1] = p.pair_weight * np.exp(-beta * ((lab[:, :, 1:] - lab[:, :, :-1]) ** 2).sum(-1))
+    wy = np.zeros((n, hc, wc))
+    wy[:, :-1, :] = p.pair_weight * np.exp(-beta * ((lab[:, 1:] - lab[:, :-1]) ** 2).sum(-1))
+    g = maxflow.Graph[float]()
+    ids = g.add_grid_nodes((n, hc, wc))
+    structure = np.zeros((3, 3, 3))
+    structure[1, 1, 2] = 1
+    g.add_grid_edges(ids, weights=wx, structure=structure, symmetric=True)
+    structure = np.zeros((3, 3, 3))
+    structure[1, 2, 1] = 1
+    g.add_grid_edges(ids, weights=wy, structure=structure, symmetric=True)
+    # temporal: flow links of the whole frame; those with one end outside the box charge the
+    # end inside it (the outside end is background)
+    lab_next = _lab(frames[t0]) if dis is not None else None
+    for i in range(n - 1 if dis is not None else 0):
+        t = t0 + i
+        lab_t, lab_next = lab_next, _lab(frames[t + 1])  # whole frames, each converted once
+        src_pix, dst_pix = _links(dis, frames[t], frames[t + 1], p.fb_tol)
+        if src_pix.size == 0:
+            continue
+        sr, sc = np.divmod(src_pix, w)
+        dr, dc = np.divmod(dst_pix, w)
+        s_in = (sr >= r0) & (sr < r1) & (sc >= c0) & (sc < c1)
+        d_in = (dr >= r0) & (dr < r1) & (dc >= c0) & (dc < c1)
+        keep = s_in | d_in
+        sr, sc, s_in = sr[keep], sc[keep], s_in[keep]
+        dr, dc, d_in = dr[keep], dc[keep], d_in[keep]
+        diff = lab_t[sr, sc] - lab_next[dr, dc]
+        wt = p.temporal_weight * np.exp(-beta * (diff**2).sum(-1))
+        both = s_in & d_in
+        g.add_edges(
+            ids[i, sr[both] - r0, sc[both] - c0],
+            ids[i + 1, dr[both] - r0, dc[both] - c0],
+            wt[both],
+            wt[both],
+        )
+        only_s, only_d = s_in & ~d_in, d_in & ~s_in
+        np.add.at(snk[i], (sr[only_s] - r0, sc[only_s] - c0), wt[only_s])
+        np.add.at(snk[i + 1], (dr[only_d] - r0, dc[only_d] - c0), wt[only_d])
+    if fixed is not None:  # the overlap frame keeps the previous block's labels
+        src[0] = np.where(fixed, big, 0.0)
+        snk[0] = np.where(fixed, 0.0, big)
+    g.add_grid_tedges(ids, src, snk)
+    g.maxflow()
+    return ~g.get_grid_segments(ids)
