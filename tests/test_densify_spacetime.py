@@ -81,6 +81,12 @@ def test_colour_log_ratio_sign():
     assert not colour_log_ratio(img, fg, np.zeros_like(fg), bins=16).any()
 
 
+def test_block_of_one_frame_raises():
+    frames, P, _ = _clip()
+    with pytest.raises(ValueError, match="at least 2"):
+        spacetime_cut(frames, P, SpaceTimeParams(block=1))
+
+
 def test_shape_mismatch_raises():
     frames, P, _ = _clip()
     with pytest.raises(ValueError, match="do not match"):

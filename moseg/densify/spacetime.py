@@ -154,6 +154,8 @@ def spacetime_cut(
     T, h, w = prob.shape
     if frames.shape[:3] != (T, h, w):
         raise ValueError(f"frames {frames.shape} do not match prob {prob.shape}")
+    if p.block < 2:  # blocks overlap by one frame: one frame per block would never advance
+        raise ValueError(f"block must be at least 2 frames, got {p.block}")
     roi = _rois(prob, threshold, p.margin)
     out = np.zeros((T, h, w), dtype=bool)
     if not roi.any():
